@@ -1,0 +1,28 @@
+# PGXS build for the approvals extension.
+#
+# Layout:
+#   src/*.c                      the C module (approvals.so)
+#   sql/approvals--<ver>.sql     the extension script (installed as DATA)
+#   sql/<test>.sql               pg_regress inputs (listed in REGRESS)
+#   expected/<test>.out          pg_regress and isolation expected outputs
+#   test/isolation/specs/*.spec  isolation specs (listed in ISOLATION)
+#   test/pgtap/*.sql             pgTAP suites, run by pg_prove (see test/run.sh)
+
+EXTENSION  = approvals
+MODULE_big = approvals
+OBJS       = src/approvals.o src/util.o src/claim.o src/policy.o
+DATA       = $(wildcard sql/approvals--*.sql)
+PGFILEDESC = "approvals - approval workflows and bulk approval batches"
+
+REGRESS      = claims
+REGRESS_OPTS = --load-extension=approvals
+ISOLATION      = decide_race resubmit_race
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=approvals
+
+PG_CONFIG ?= pg_config
+# -Wextra for our code; the server headers are included as system headers so
+# their own unused parameters do not drown out ours.
+PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server)
+PG_CFLAGS   = -Wall -Wextra
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)

@@ -1,0 +1,125 @@
+/*
+ * approvals.h
+ *		Shared declarations of the approvals extension.
+ *
+ * Module map:
+ *		approvals.c		_PG_init: settings and wiring only
+ *		util.c			argument checks, actor and role rules, SPI helpers,
+ *						privilege switching, ids, NOTIFY
+ *		claim.c			claims: submit, decide, cancel, expiry, handlers
+ *		policy.c		policies, handlers, tenants, the audit-log trigger
+ */
+#ifndef APPROVALS_H
+#define APPROVALS_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "utils/jsonb.h"
+
+/* SQLSTATEs of our own (API.md section 8) */
+#define ERRCODE_APPROVALS_STALE_SNAPSHOT	MAKE_SQLSTATE('A','P','0','0','1')
+#define ERRCODE_APPROVALS_CONFIRMATION		MAKE_SQLSTATE('A','P','0','0','2')
+
+/* Limits (characters) */
+#define AP_MAX_ACTOR			128
+#define AP_MAX_TENANT			128
+#define AP_MAX_RESOURCE_TYPE	64
+#define AP_MAX_RESOURCE_ID		255
+#define AP_MAX_KIND				64
+#define AP_MAX_SNAPSHOT_HASH	128
+#define AP_MAX_NOTE				2000
+#define AP_MAX_COMMENT			2000
+#define AP_MAX_CONTEXT			1000
+#define AP_MAX_TITLE			255
+#define AP_MAX_CURRENCY			16
+#define AP_MAX_ID				64
+#define AP_MAX_IDEMPOTENCY_KEY	255
+#define AP_MAX_FIELDS			20
+
+/* The group roles */
+typedef enum ApprovalsRole
+{
+	AP_ROLE_READER,
+	AP_ROLE_REQUESTER,
+	AP_ROLE_REVIEWER,
+	AP_ROLE_COORDINATOR,
+	AP_ROLE_ADMIN,
+	AP_ROLE_PLATFORM
+} ApprovalsRole;
+
+/*
+ * Who is calling, fixed at function entry (before any privilege switch).
+ */
+typedef struct ApprovalsCaller
+{
+	Oid			roleid;			/* the calling role (current_user) */
+	char	   *actor;			/* the actor the call acts as */
+	bool		sees_all;		/* platform, admin or superuser */
+} ApprovalsCaller;
+
+/*
+ * The extension owner's identity, switched to around table access so that
+ * no group role ever needs write privileges on the tables.
+ */
+typedef struct ApprovalsPrivSwitch
+{
+	Oid			save_userid;
+	int			save_sec_context;
+} ApprovalsPrivSwitch;
+
+/*
+ * One call of a SQL-callable function that touches the tables: a safe
+ * search_path, an SPI connection and the owner's identity, undone by ApEnd
+ * (or by transaction abort).
+ */
+typedef struct ApprovalsCall
+{
+	ApprovalsCaller caller;
+	ApprovalsPrivSwitch sw;
+	int			guc_nest;
+	char	   *outer_user_path;
+} ApprovalsCall;
+
+/* util.c: arguments */
+extern text *ApArgText(FunctionCallInfo fcinfo, int argno);
+extern char *ApArgCString(FunctionCallInfo fcinfo, int argno);
+extern char *ApRequiredCString(FunctionCallInfo fcinfo, int argno, const char *name);
+extern void ApCheckLength(const char *name, const char *value, int limit);
+extern void ApCheckNotEmpty(const char *name, const char *value);
+extern void ApCheckEnum(const char *name, const char *value, const char *const *allowed);
+
+/* util.c: callers, roles, tenants */
+extern bool ApHasRole(Oid roleid, ApprovalsRole role);
+extern void ApRequireRole(Oid roleid, ApprovalsRole role, const char *what);
+extern void ApResolveCaller(ApprovalsCaller *caller, const char *actor_arg);
+extern bool ApTenantAllowed(const ApprovalsCaller *caller, const char *tenant);
+extern void ApRequireTenant(const ApprovalsCaller *caller, const char *tenant,
+							const char *what);
+
+/* util.c: privilege switch and SPI */
+extern void ApBecomeOwner(ApprovalsPrivSwitch *sw);
+extern void ApRestoreUser(ApprovalsPrivSwitch *sw);
+extern void ApBegin(ApprovalsCall *call);
+extern void ApEnd(ApprovalsCall *call);
+extern const char *ApUserSearchPath(void);
+extern void ApUtilInit(void);
+extern int	ApExec(const char *sql, int nargs, const Oid *argtypes,
+				   const Datum *values, const bool *isnull, long tcount);
+extern Datum ApGetDatum(int row, int col, bool *isnull);
+extern char *ApGetCString(int row, int col);
+
+/* util.c: ids, JSON, NOTIFY */
+extern char *ApNewId(const char *prefix);
+extern void ApJsonAppendPair(StringInfo buf, const char *key, const char *value);
+extern void ApNotify(const char *payload);
+extern Datum ApTextArrayFromArgs(FunctionCallInfo fcinfo, int skip_argno);
+extern Datum ApCStringArrayDatum(char **items, int n);
+extern char **ApTextArrayToCStrings(Datum array, int *n);
+
+/* claim.c: shared with policies and batches */
+extern void ApCheckApprovers(char **approvers, int n);
+extern void ApCheckRequiredApprovals(int required, bool has_route, int n_approvers);
+extern void ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id);
+
+#endif							/* APPROVALS_H */

@@ -1,0 +1,1029 @@
+/*
+ * claim.c
+ *		Claims: submit, decide, cancel, expiry; the audit events and the
+ *		handlers that run with every state change.
+ *
+ * Every function locks the claim row it changes (FOR UPDATE), so concurrent
+ * decisions on one claim serialize and the later one sees the earlier one's
+ * result.  Submissions of one resource serialize on a transaction-level
+ * advisory lock on (tenant, resource_type, resource_id).
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/numeric.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "approvals.h"
+
+PG_FUNCTION_INFO_V1(approvals_submit);
+PG_FUNCTION_INFO_V1(approvals_decide);
+PG_FUNCTION_INFO_V1(approvals_cancel_claim);
+PG_FUNCTION_INFO_V1(approvals_expire_due);
+
+static const char *const priorities[] = {"low", "normal", "high", "urgent", NULL};
+static const char *const outcomes[] = {"approved", "rejected", "abstained", NULL};
+
+/* Advisory lock tag field 4 for "one resource" locks (pg_locks.objsubid). */
+#define AP_RESOURCE_LOCK_SPACE	0x4150
+
+/* The decision-relevant state of one claim, loaded under a row lock. */
+typedef struct ClaimState
+{
+	char	   *id;
+	char	   *tenant;
+	char	   *resource_type;
+	char	   *snapshot_hash;
+	char	   *status;
+	char	   *requester;
+	char	   *reviewer;
+	char	  **approvers;
+	int			n_approvers;
+	int			required_approvals;
+	int			approval_count;
+	char	  **approved_by;
+	int			n_approved_by;
+	int			route_position; /* 1-based; 0 when no current assignee */
+	bool		allow_self_approval;
+	char	   *on_expiry;
+	Datum		expires_in;
+	bool		expires_in_null;
+	Datum		expires_at;
+	bool		expires_at_null;
+	bool		is_expired;
+} ClaimState;
+
+#define CLAIM_STATE_COLUMNS \
+	"id, tenant, resource_type, snapshot_hash, status, requester, reviewer, " \
+	"approvers, required_approvals, approval_count, approved_by, " \
+	"coalesce(route_position, 0), allow_self_approval, on_expiry, expires_in, " \
+	"expires_at, coalesce(expires_at <= now(), false)"
+
+/* ------------------------------------------------------------------------
+ * Loading and writing claim state
+ * ------------------------------------------------------------------------ */
+
+/* Fill st from row 0 of the last SPI result (CLAIM_STATE_COLUMNS). */
+static void
+ClaimStateFromRow(ClaimState *st, int row)
+{
+	bool		isnull;
+	Datum		d;
+
+	st->id = ApGetCString(row, 1);
+	st->tenant = ApGetCString(row, 2);
+	st->resource_type = ApGetCString(row, 3);
+	st->snapshot_hash = ApGetCString(row, 4);
+	st->status = ApGetCString(row, 5);
+	st->requester = ApGetCString(row, 6);
+	st->reviewer = ApGetCString(row, 7);
+	d = ApGetDatum(row, 8, &isnull);
+	if (isnull)
+	{
+		st->approvers = NULL;
+		st->n_approvers = 0;
+	}
+	else
+		st->approvers = ApTextArrayToCStrings(d, &st->n_approvers);
+	st->required_approvals = DatumGetInt32(ApGetDatum(row, 9, &isnull));
+	st->approval_count = DatumGetInt32(ApGetDatum(row, 10, &isnull));
+	st->approved_by = ApTextArrayToCStrings(ApGetDatum(row, 11, &isnull),
+											&st->n_approved_by);
+	st->route_position = DatumGetInt32(ApGetDatum(row, 12, &isnull));
+	st->allow_self_approval = DatumGetBool(ApGetDatum(row, 13, &isnull));
+	st->on_expiry = ApGetCString(row, 14);
+	st->expires_in = ApGetDatum(row, 15, &st->expires_in_null);
+	st->expires_at = ApGetDatum(row, 16, &st->expires_at_null);
+	st->is_expired = DatumGetBool(ApGetDatum(row, 17, &isnull));
+}
+
+/* Lock and load a claim; false when it does not exist. */
+static bool
+ClaimLoadForUpdate(const char *claim_id, ClaimState *st)
+{
+	static const char *sql =
+		"SELECT " CLAIM_STATE_COLUMNS " FROM approvals.claims WHERE id = $1 FOR UPDATE";
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(claim_id)};
+
+	if (ApExec(sql, 1, types, values, NULL, 1) == 0)
+		return false;
+	ClaimStateFromRow(st, 0);
+	return true;
+}
+
+/* P0002 for a claim id that does not exist. */
+static void
+ReportNoClaim(const char *claim_id)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NO_DATA_FOUND),
+			 errmsg("claim \"%s\" does not exist", claim_id)));
+}
+
+/* The current assignee, or NULL. */
+static const char *
+ClaimAssignee(const ClaimState *st)
+{
+	if (st->approvers == NULL || st->route_position < 1 ||
+		st->route_position > st->n_approvers)
+		return NULL;
+	return st->approvers[st->route_position - 1];
+}
+
+/* Write the mutable part of st back to the claim row. */
+static void
+ClaimStore(const ClaimState *st, const char *batch_id)
+{
+	static const char *sql =
+		"UPDATE approvals.claims SET status = $2, reviewer = $3, approval_count = $4, "
+		"approved_by = $5, route_position = nullif($6, 0), assignee = $7, "
+		"expires_at = $8, batch_id = coalesce($9, batch_id), "
+		"decided_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END, "
+		"updated_at = now() WHERE id = $1";
+	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTARRAYOID,
+	INT4OID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[9];
+	bool		nulls[9] = {false};
+	const char *assignee = ClaimAssignee(st);
+
+	values[0] = CStringGetTextDatum(st->id);
+	values[1] = CStringGetTextDatum(st->status);
+	nulls[2] = (st->reviewer == NULL);
+	values[2] = nulls[2] ? (Datum) 0 : CStringGetTextDatum(st->reviewer);
+	values[3] = Int32GetDatum(st->approval_count);
+	values[4] = ApCStringArrayDatum(st->approved_by, st->n_approved_by);
+	values[5] = Int32GetDatum(st->route_position);
+	nulls[6] = (assignee == NULL);
+	values[6] = nulls[6] ? (Datum) 0 : CStringGetTextDatum(assignee);
+	values[7] = st->expires_at;
+	nulls[7] = st->expires_at_null;
+	nulls[8] = (batch_id == NULL);
+	values[8] = nulls[8] ? (Datum) 0 : CStringGetTextDatum(batch_id);
+
+	if (ApExec(sql, 9, types, values, nulls, 0) != 1)
+		elog(ERROR, "claim \"%s\" vanished while locked", st->id);
+}
+
+/*
+ * Append one audit event for a claim and run the resource type's handler
+ * with it.  Returns the event id.
+ */
+static int64
+ClaimEvent(const ClaimState *st, const char *batch_id, const char *actor,
+		   const char *action, const char *from_status, const char *comment)
+{
+	static const char *sql =
+		"INSERT INTO approvals.events (claim_id, batch_id, tenant, actor, action, "
+		"from_status, to_status, comment, snapshot_hash) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
+	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	const char *cols[9] = {st->id, batch_id, st->tenant, actor, action,
+	from_status, st->status, comment, st->snapshot_hash};
+	Datum		values[9];
+	bool		nulls[9];
+	bool		isnull;
+	int64		event_id;
+
+	for (int i = 0; i < 9; i++)
+	{
+		nulls[i] = (cols[i] == NULL);
+		values[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(cols[i]);
+	}
+	ApExec(sql, 9, types, values, nulls, 1);
+	event_id = DatumGetInt64(ApGetDatum(0, 1, &isnull));
+	ApRunHandler(st->resource_type, st->id, event_id);
+	return event_id;
+}
+
+/* The claim row as a composite Datum in the caller's memory context. */
+static Datum
+ClaimRowDatum(const char *claim_id)
+{
+	static const char *sql = "SELECT c FROM approvals.claims c WHERE id = $1";
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(claim_id)};
+	bool		isnull;
+
+	if (ApExec(sql, 1, types, values, NULL, 1) != 1)
+		ReportNoClaim(claim_id);
+	return SPI_datumTransfer(ApGetDatum(0, 1, &isnull), false, -1);
+}
+
+/* NOTIFY approvals about a single decision. */
+static void
+NotifyDecision(const ClaimState *st, const char *action, const char *actor)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	ApJsonAppendPair(&buf, "claim_id", st->id);
+	ApJsonAppendPair(&buf, "status", st->status);
+	ApJsonAppendPair(&buf, "action", action);
+	ApJsonAppendPair(&buf, "actor", actor);
+	appendStringInfoChar(&buf, '}');
+	ApNotify(buf.data);
+}
+
+/*
+ * Move the route on to the next approver.  Returns true when the route is
+ * now exhausted (there was an assignee and there is no next one).
+ */
+static bool
+ClaimAdvanceRoute(ClaimState *st)
+{
+	if (st->route_position < 1)
+		return false;
+	st->route_position++;
+	if (st->route_position > st->n_approvers)
+	{
+		st->route_position = 0;
+		return true;
+	}
+	return false;
+}
+
+static bool
+ArrayContains(char **items, int n, const char *value)
+{
+	for (int i = 0; i < n; i++)
+		if (items[i] && strcmp(items[i], value) == 0)
+			return true;
+	return false;
+}
+
+/* ------------------------------------------------------------------------
+ * Handlers
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Run the handler registered for resource_type (if any) with the claim row
+ * and the event row, as the handler's owner and with the caller's
+ * search_path.  An error propagates: the state change does not happen.
+ */
+void
+ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
+{
+	static const char *handler_sql =
+		"SELECT handler::oid FROM approvals.handlers WHERE resource_type = $1";
+	static const char *event_sql = "SELECT e FROM approvals.events e WHERE id = $1";
+	Oid			types[1] = {TEXTOID};
+	Oid			event_types[1] = {INT8OID};
+	Datum		values[1] = {CStringGetTextDatum(resource_type)};
+	Datum		event_values[1] = {Int64GetDatum(event_id)};
+	bool		isnull;
+	Oid			handler;
+	Datum		claim_row;
+	Datum		event_row;
+	HeapTuple	proctup;
+	Oid			owner;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			nest;
+	FmgrInfo	flinfo;
+
+	LOCAL_FCINFO(hcinfo, 2);
+
+	if (ApExec(handler_sql, 1, types, values, NULL, 1) == 0)
+		return;
+	handler = DatumGetObjectId(ApGetDatum(0, 1, &isnull));
+
+	claim_row = ClaimRowDatum(claim_id);
+	if (ApExec(event_sql, 1, event_types, event_values, NULL, 1) != 1)
+		elog(ERROR, "event " INT64_FORMAT " not found", event_id);
+	event_row = SPI_datumTransfer(ApGetDatum(0, 1, &isnull), false, -1);
+
+	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(handler));
+	if (!HeapTupleIsValid(proctup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("handler function %u of resource type \"%s\" does not exist",
+						handler, resource_type)));
+	owner = ((Form_pg_proc) GETSTRUCT(proctup))->proowner;
+	ReleaseSysCache(proctup);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", ApUserSearchPath(),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+
+	fmgr_info(handler, &flinfo);
+	InitFunctionCallInfoData(*hcinfo, &flinfo, 2, InvalidOid, NULL, NULL);
+	hcinfo->args[0].value = claim_row;
+	hcinfo->args[0].isnull = false;
+	hcinfo->args[1].value = event_row;
+	hcinfo->args[1].isnull = false;
+	(void) FunctionCallInvoke(hcinfo);
+
+	AtEOXact_GUC(true, nest);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/* ------------------------------------------------------------------------
+ * submit
+ * ------------------------------------------------------------------------ */
+
+/* 22023 unless fields is a JSON array of at most 20 {key,label,value} string objects. */
+static void
+CheckFields(Jsonb *fields)
+{
+	static const char *const keys[] = {"key", "label", "value"};
+	int			n;
+
+	if (fields == NULL)
+		return;
+	if (!JB_ROOT_IS_ARRAY(fields) || JB_ROOT_IS_SCALAR(fields))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("fields must be a JSON array")));
+	n = JB_ROOT_COUNT(fields);
+	if (n > AP_MAX_FIELDS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("fields has %d items; the limit is %d", n, AP_MAX_FIELDS)));
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *item = getIthJsonbValueFromContainer(&fields->root, i);
+
+		if (item->type != jbvBinary || !JsonContainerIsObject(item->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("fields item %d is not a JSON object", i + 1)));
+		for (int k = 0; k < 3; k++)
+		{
+			JsonbValue	vbuf;
+			JsonbValue *v = getKeyJsonValueFromContainer(item->val.binary.data,
+														 keys[k], strlen(keys[k]),
+														 &vbuf);
+
+			if (v == NULL || v->type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("fields item %d needs a string \"%s\"", i + 1, keys[k])));
+		}
+	}
+}
+
+/* 22023/22001 unless approvers is a non-empty list of distinct actor ids. */
+void
+ApCheckApprovers(char **approvers, int n)
+{
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("approvers must not be empty"),
+				 errhint("Pass NULL for a claim without a route.")));
+	for (int i = 0; i < n; i++)
+	{
+		if (approvers[i] == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("approvers must not contain NULL")));
+		ApCheckNotEmpty("approver", approvers[i]);
+		ApCheckLength("approver", approvers[i], AP_MAX_ACTOR);
+		for (int j = 0; j < i; j++)
+			if (strcmp(approvers[i], approvers[j]) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("approvers lists \"%s\" twice", approvers[i])));
+	}
+}
+
+/* 22023 unless 1 <= required <= n_approvers (when there is a route). */
+void
+ApCheckRequiredApprovals(int required, bool has_route, int n_approvers)
+{
+	if (required < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("required_approvals is %d; it must be at least 1", required)));
+	if (has_route && required > n_approvers)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("required_approvals is %d; the route has only %d approvers",
+						required, n_approvers)));
+}
+
+/* Serialize submissions of one resource until the end of the transaction. */
+static void
+LockResource(const char *tenant, const char *resource_type, const char *resource_id)
+{
+	StringInfoData key;
+	uint64		h;
+	LOCKTAG		tag;
+
+	initStringInfo(&key);
+	appendStringInfo(&key, "%c%s%c%s%c%s", tenant ? 't' : 'n', tenant ? tenant : "",
+					 0x1f, resource_type, 0x1f, resource_id);
+	h = DatumGetUInt64(hash_any_extended((unsigned char *) key.data, key.len, 0));
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
+						 AP_RESOURCE_LOCK_SPACE);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/* The policy that applies at submit, if any. */
+typedef struct PolicyMatch
+{
+	bool		found;
+	Datum		approvers;
+	bool		approvers_null;
+	int			required_approvals;
+	Datum		auto_approve_below;
+	bool		auto_approve_null;
+	Datum		expires_in;
+	bool		expires_in_null;
+	char	   *on_expiry;
+	bool		allow_self_approval;
+} PolicyMatch;
+
+/* Find the most specific policy: tenant beats resource_type beats kind. */
+static void
+PolicyLookup(const char *tenant, const char *resource_type, const char *kind,
+			 PolicyMatch *pm)
+{
+	static const char *sql =
+		"SELECT approvers, required_approvals, auto_approve_below, expires_in, "
+		"on_expiry, allow_self_approval FROM approvals.policies "
+		"WHERE (tenant IS NULL OR tenant = $1) "
+		"AND (resource_type IS NULL OR resource_type = $2) "
+		"AND (kind IS NULL OR kind = $3) "
+		"ORDER BY tenant IS NULL, resource_type IS NULL, kind IS NULL LIMIT 1";
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	bool		nulls[3] = {tenant == NULL, false, false};
+	bool		isnull;
+
+	values[0] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
+	values[1] = CStringGetTextDatum(resource_type);
+	values[2] = CStringGetTextDatum(kind);
+	memset(pm, 0, sizeof(*pm));
+	if (ApExec(sql, 3, types, values, nulls, 1) == 0)
+	{
+		pm->approvers_null = pm->auto_approve_null = pm->expires_in_null = true;
+		pm->required_approvals = 1;
+		pm->on_expiry = "expire";
+		return;
+	}
+	pm->found = true;
+	pm->approvers = ApGetDatum(0, 1, &pm->approvers_null);
+	pm->required_approvals = DatumGetInt32(ApGetDatum(0, 2, &isnull));
+	pm->auto_approve_below = ApGetDatum(0, 3, &pm->auto_approve_null);
+	pm->expires_in = ApGetDatum(0, 4, &pm->expires_in_null);
+	pm->on_expiry = ApGetCString(0, 5);
+	pm->allow_self_approval = DatumGetBool(ApGetDatum(0, 6, &isnull));
+}
+
+/*
+ * Idempotency: record (requester, key) -> claim id, or find the first call's
+ * claim.  Returns the existing claim id, or NULL when this call is the first.
+ */
+static char *
+IdempotencyClaim(const char *scope, const char *requester, const char *key,
+				 Datum request, const char *object_id)
+{
+	static const char *insert_sql =
+		"INSERT INTO approvals.idempotency_keys (scope, requester, key, request, object_id) "
+		"VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+	static const char *select_sql =
+		"SELECT request = $4, object_id FROM approvals.idempotency_keys "
+		"WHERE scope = $1 AND requester = $2 AND key = $3";
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID};
+	Datum		values[5];
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(scope);
+	values[1] = CStringGetTextDatum(requester);
+	values[2] = CStringGetTextDatum(key);
+	values[3] = request;
+	values[4] = CStringGetTextDatum(object_id);
+
+	if (ApExec(insert_sql, 5, types, values, NULL, 0) == 1)
+		return NULL;
+	if (ApExec(select_sql, 5, types, values, NULL, 1) != 1)
+		elog(ERROR, "idempotency key \"%s\" vanished", key);
+	if (!DatumGetBool(ApGetDatum(0, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("idempotency key \"%s\" was already used with different arguments",
+						key),
+				 errdetail("The first call with this key created %s \"%s\".",
+						   scope, ApGetCString(0, 2))));
+	return ApGetCString(0, 2);
+}
+
+/* Cancel the resource's pending claim (if any) in favour of a new one. */
+static void
+SupersedePending(const char *tenant, const char *resource_type,
+				 const char *resource_id, const char *actor, const char *new_id)
+{
+	static const char *sql_tenant =
+		"SELECT id FROM approvals.claims WHERE status = 'pending' AND tenant = $1 "
+		"AND resource_type = $2 AND resource_id = $3 FOR UPDATE";
+	static const char *sql_no_tenant =
+		"SELECT id FROM approvals.claims WHERE status = 'pending' AND tenant IS NULL "
+		"AND resource_type = $2 AND resource_id = $3 FOR UPDATE";
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	bool		nulls[3] = {tenant == NULL, false, false};
+	char	   *old_id;
+	ClaimState	st;
+	StringInfoData comment;
+
+	values[0] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
+	values[1] = CStringGetTextDatum(resource_type);
+	values[2] = CStringGetTextDatum(resource_id);
+	if (ApExec(tenant ? sql_tenant : sql_no_tenant, 3, types, values, nulls, 1) == 0)
+		return;
+	old_id = ApGetCString(0, 1);
+	if (!ClaimLoadForUpdate(old_id, &st))
+		return;
+	st.status = "cancelled";
+	ClaimStore(&st, NULL);
+	initStringInfo(&comment);
+	appendStringInfo(&comment, "superseded by %s", new_id);
+	ClaimEvent(&st, NULL, actor, "superseded", "pending", comment.data);
+}
+
+/* approvals.submit(...): create a pending claim. */
+Datum
+approvals_submit(PG_FUNCTION_ARGS)
+{
+	char	   *resource_type;
+	char	   *resource_id;
+	char	   *snapshot_hash;
+	char	   *tenant = ApArgCString(fcinfo, 3);
+	char	   *kind = ApArgCString(fcinfo, 4);
+	char	   *note = ApArgCString(fcinfo, 5);
+	char	   *actor_arg = ApArgCString(fcinfo, 6);
+	char	   *id = ApArgCString(fcinfo, 7);
+	char	   *currency = ApArgCString(fcinfo, 9);
+	char	   *title = ApArgCString(fcinfo, 10);
+	char	   *context = ApArgCString(fcinfo, 11);
+	Jsonb	   *fields = PG_ARGISNULL(12) ? NULL : PG_GETARG_JSONB_P(12);
+	char	   *priority = ApArgCString(fcinfo, 15);
+	char	   *idem_key = ApArgCString(fcinfo, 17);
+	char	  **approvers = NULL;
+	int			n_approvers = 0;
+	ApprovalsCall call;
+	PolicyMatch pm;
+	Datum		approvers_datum;
+	bool		approvers_null;
+	int			required;
+	bool		auto_approve = false;
+	char	   *existing;
+	Datum		result;
+	ClaimState	st;
+
+	ApResolveCaller(&call.caller, actor_arg);
+	ApRequireRole(call.caller.roleid, AP_ROLE_REQUESTER, "submit claims");
+
+	resource_type = ApRequiredCString(fcinfo, 0, "resource_type");
+	resource_id = ApRequiredCString(fcinfo, 1, "resource_id");
+	snapshot_hash = ApRequiredCString(fcinfo, 2, "snapshot_hash");
+	if (kind == NULL)
+		kind = "data_review";
+	if (priority == NULL)
+		priority = "normal";
+
+	ApCheckNotEmpty("resource_type", resource_type);
+	ApCheckNotEmpty("resource_id", resource_id);
+	ApCheckNotEmpty("snapshot_hash", snapshot_hash);
+	ApCheckNotEmpty("kind", kind);
+	ApCheckNotEmpty("tenant", tenant);
+	ApCheckNotEmpty("id", id);
+	ApCheckNotEmpty("idempotency_key", idem_key);
+	ApCheckLength("resource_type", resource_type, AP_MAX_RESOURCE_TYPE);
+	ApCheckLength("resource_id", resource_id, AP_MAX_RESOURCE_ID);
+	ApCheckLength("snapshot_hash", snapshot_hash, AP_MAX_SNAPSHOT_HASH);
+	ApCheckLength("tenant", tenant, AP_MAX_TENANT);
+	ApCheckLength("kind", kind, AP_MAX_KIND);
+	ApCheckLength("note", note, AP_MAX_NOTE);
+	ApCheckLength("id", id, AP_MAX_ID);
+	ApCheckLength("currency", currency, AP_MAX_CURRENCY);
+	ApCheckLength("title", title, AP_MAX_TITLE);
+	ApCheckLength("context", context, AP_MAX_CONTEXT);
+	ApCheckLength("idempotency_key", idem_key, AP_MAX_IDEMPOTENCY_KEY);
+	ApCheckEnum("priority", priority, priorities);
+	CheckFields(fields);
+	if (!PG_ARGISNULL(8) &&
+		DatumGetBool(DirectFunctionCall2(numeric_lt, PG_GETARG_DATUM(8),
+										 DirectFunctionCall1(int4_numeric, Int32GetDatum(0)))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("amount must not be negative")));
+	if (!PG_ARGISNULL(13))
+	{
+		approvers = ApTextArrayToCStrings(PG_GETARG_DATUM(13), &n_approvers);
+		ApCheckApprovers(approvers, n_approvers);
+	}
+	if (!PG_ARGISNULL(14))
+		ApCheckRequiredApprovals(PG_GETARG_INT32(14), approvers != NULL, n_approvers);
+	if (!PG_ARGISNULL(16) && PG_GETARG_TIMESTAMPTZ(16) <= GetCurrentTransactionStartTimestamp())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expires_at must be in the future")));
+
+	ApBegin(&call);
+	ApRequireTenant(&call.caller, tenant, "submit claims");
+
+	if (id == NULL)
+		id = ApNewId("clm_");
+
+	if (idem_key)
+	{
+		existing = IdempotencyClaim("claim", call.caller.actor, idem_key,
+									ApTextArrayFromArgs(fcinfo, 17), id);
+		if (existing)
+		{
+			result = ClaimRowDatum(existing);
+			ApEnd(&call);
+			PG_RETURN_DATUM(result);
+		}
+	}
+
+	LockResource(tenant, resource_type, resource_id);
+
+	PolicyLookup(tenant, resource_type, kind, &pm);
+	if (approvers)
+	{
+		approvers_datum = PG_GETARG_DATUM(13);
+		approvers_null = false;
+	}
+	else
+	{
+		approvers_datum = pm.approvers;
+		approvers_null = pm.approvers_null;
+		if (!approvers_null)
+			approvers = ApTextArrayToCStrings(approvers_datum, &n_approvers);
+	}
+	required = PG_ARGISNULL(14) ? pm.required_approvals : PG_GETARG_INT32(14);
+	ApCheckRequiredApprovals(required, approvers != NULL, n_approvers);
+	if (!pm.auto_approve_null && !PG_ARGISNULL(8) &&
+		DatumGetBool(DirectFunctionCall2(numeric_lt, PG_GETARG_DATUM(8),
+										 pm.auto_approve_below)))
+		auto_approve = true;
+
+	SupersedePending(tenant, resource_type, resource_id, call.caller.actor, id);
+
+	{
+		static const char *sql =
+			"INSERT INTO approvals.claims (id, tenant, resource_type, resource_id, kind, "
+			"snapshot_hash, status, requester, note, title, context, fields, amount, "
+			"currency, priority, approvers, required_approvals, route_position, assignee, "
+			"allow_self_approval, on_expiry, expires_in, expires_at, idempotency_key) "
+			"VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $12, $13, $14, "
+			"$15, $16, CASE WHEN $15 IS NULL THEN NULL ELSE 1 END, $15[1], $17, $18, $19, "
+			"coalesce($20, now() + $19), $21) ON CONFLICT (id) DO NOTHING";
+		Oid			types[21] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+			TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, NUMERICOID, TEXTOID, TEXTOID,
+			TEXTARRAYOID, INT4OID, BOOLOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID, TEXTOID};
+		const char *strs[21] = {id, tenant, resource_type, resource_id, kind,
+			snapshot_hash, call.caller.actor, note, title, context, NULL, NULL,
+		currency, priority};
+		Datum		values[21];
+		bool		nulls[21];
+
+		for (int i = 0; i < 14; i++)
+		{
+			nulls[i] = (strs[i] == NULL);
+			values[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(strs[i]);
+		}
+		nulls[10] = (fields == NULL);
+		values[10] = fields ? JsonbPGetDatum(fields) : (Datum) 0;
+		nulls[11] = PG_ARGISNULL(8);
+		values[11] = nulls[11] ? (Datum) 0 : PG_GETARG_DATUM(8);
+		nulls[14] = approvers_null;
+		values[14] = approvers_datum;
+		nulls[15] = false;
+		values[15] = Int32GetDatum(required);
+		nulls[16] = false;
+		values[16] = BoolGetDatum(pm.allow_self_approval);
+		nulls[17] = false;
+		values[17] = CStringGetTextDatum(pm.on_expiry);
+		nulls[18] = pm.expires_in_null;
+		values[18] = pm.expires_in;
+		nulls[19] = PG_ARGISNULL(16);
+		values[19] = nulls[19] ? (Datum) 0 : PG_GETARG_DATUM(16);
+		nulls[20] = (idem_key == NULL);
+		values[20] = idem_key ? CStringGetTextDatum(idem_key) : (Datum) 0;
+
+		if (ApExec(sql, 21, types, values, nulls, 0) != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("claim \"%s\" already exists", id),
+					 errhint("Omit id to have one generated.")));
+	}
+
+	if (!ClaimLoadForUpdate(id, &st))
+		ReportNoClaim(id);
+	ClaimEvent(&st, NULL, call.caller.actor, "submitted", NULL, NULL);
+
+	if (auto_approve)
+	{
+		st.status = "approved";
+		st.reviewer = "system";
+		st.route_position = 0;
+		ClaimStore(&st, NULL);
+		ClaimEvent(&st, NULL, "system", "auto_approved", "pending",
+				   "amount below the policy's auto_approve_below");
+		NotifyDecision(&st, "auto_approved", "system");
+	}
+
+	result = ClaimRowDatum(id);
+	ApEnd(&call);
+	PG_RETURN_DATUM(result);
+}
+
+/* ------------------------------------------------------------------------
+ * decide
+ * ------------------------------------------------------------------------ */
+
+/* approvals.decide(claim_id, outcome, comment, snapshot_hash, actor) */
+Datum
+approvals_decide(PG_FUNCTION_ARGS)
+{
+	char	   *claim_id;
+	char	   *outcome;
+	char	   *comment = ApArgCString(fcinfo, 2);
+	char	   *snapshot_hash = ApArgCString(fcinfo, 3);
+	char	   *actor_arg = ApArgCString(fcinfo, 4);
+	ApprovalsCall call;
+	ClaimState	st;
+	const char *assignee;
+	const char *actor;
+	bool		exhausted = false;
+	Datum		result;
+
+	ApResolveCaller(&call.caller, actor_arg);
+	ApRequireRole(call.caller.roleid, AP_ROLE_REVIEWER, "decide claims");
+	claim_id = ApRequiredCString(fcinfo, 0, "claim_id");
+	outcome = ApRequiredCString(fcinfo, 1, "outcome");
+	ApCheckEnum("outcome", outcome, outcomes);
+	ApCheckLength("comment", comment, AP_MAX_COMMENT);
+	ApCheckLength("snapshot_hash", snapshot_hash, AP_MAX_SNAPSHOT_HASH);
+	actor = call.caller.actor;
+
+	ApBegin(&call);
+	if (!ClaimLoadForUpdate(claim_id, &st))
+		ReportNoClaim(claim_id);
+	ApRequireTenant(&call.caller, st.tenant, "decide claims");
+	if (strcmp(st.status, "pending") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("claim \"%s\" is %s; only pending claims can be decided",
+						claim_id, st.status)));
+	if (st.is_expired)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("claim \"%s\" expired at %s", claim_id,
+						timestamptz_to_str(DatumGetTimestampTz(st.expires_at)))));
+	if (snapshot_hash && strcmp(snapshot_hash, st.snapshot_hash) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_APPROVALS_STALE_SNAPSHOT),
+				 errmsg("stale snapshot: claim \"%s\" was submitted for snapshot \"%s\", not \"%s\"",
+						claim_id, st.snapshot_hash, snapshot_hash),
+				 errhint("The resource changed since it was submitted; submit it again.")));
+	if (strcmp(actor, st.requester) == 0 && !st.allow_self_approval)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("\"%s\" requested claim \"%s\" and cannot decide it", actor, claim_id),
+				 errdetail("Four-eyes rule: the requester never decides their own claim unless the policy allows self-approval.")));
+	assignee = ClaimAssignee(&st);
+	if (assignee && strcmp(actor, assignee) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("claim \"%s\" is assigned to \"%s\", not \"%s\"",
+						claim_id, assignee, actor)));
+
+	if (strcmp(outcome, "approved") == 0)
+	{
+		char	  **by;
+
+		if (ArrayContains(st.approved_by, st.n_approved_by, actor))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("\"%s\" has already approved claim \"%s\"", actor, claim_id),
+					 errdetail("Approvals of one claim must come from distinct actors.")));
+		by = palloc(sizeof(char *) * (st.n_approved_by + 1));
+		memcpy(by, st.approved_by, sizeof(char *) * st.n_approved_by);
+		by[st.n_approved_by] = (char *) actor;
+		st.approved_by = by;
+		st.n_approved_by++;
+		st.approval_count++;
+		if (st.approval_count >= st.required_approvals)
+		{
+			st.status = "approved";
+			st.route_position = 0;
+		}
+		else
+			exhausted = ClaimAdvanceRoute(&st);
+	}
+	else if (strcmp(outcome, "rejected") == 0)
+	{
+		st.status = "rejected";
+		st.route_position = 0;
+	}
+	else
+		exhausted = ClaimAdvanceRoute(&st);
+
+	st.reviewer = (char *) actor;
+	ClaimStore(&st, NULL);
+	ClaimEvent(&st, NULL, actor, outcome, "pending", comment);
+	if (exhausted)
+		ClaimEvent(&st, NULL, actor, "escalated", "pending",
+				   "route exhausted; any reviewer may decide");
+	NotifyDecision(&st, outcome, actor);
+
+	result = ClaimRowDatum(claim_id);
+	ApEnd(&call);
+	PG_RETURN_DATUM(result);
+}
+
+/* ------------------------------------------------------------------------
+ * cancel_claim
+ * ------------------------------------------------------------------------ */
+
+/* approvals.cancel_claim(claim_id, comment, actor) */
+Datum
+approvals_cancel_claim(PG_FUNCTION_ARGS)
+{
+	char	   *claim_id;
+	char	   *comment = ApArgCString(fcinfo, 1);
+	char	   *actor_arg = ApArgCString(fcinfo, 2);
+	ApprovalsCall call;
+	ClaimState	st;
+	bool		is_admin;
+	Datum		result;
+
+	ApResolveCaller(&call.caller, actor_arg);
+	is_admin = ApHasRole(call.caller.roleid, AP_ROLE_ADMIN);
+	if (!is_admin)
+		ApRequireRole(call.caller.roleid, AP_ROLE_REQUESTER, "cancel claims");
+	claim_id = ApRequiredCString(fcinfo, 0, "claim_id");
+	ApCheckLength("comment", comment, AP_MAX_COMMENT);
+
+	ApBegin(&call);
+	if (!ClaimLoadForUpdate(claim_id, &st))
+		ReportNoClaim(claim_id);
+	ApRequireTenant(&call.caller, st.tenant, "cancel claims");
+	if (!is_admin && strcmp(st.requester, call.caller.actor) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("\"%s\" may not cancel claim \"%s\" requested by \"%s\"",
+						call.caller.actor, claim_id, st.requester),
+				 errhint("Only the requester or an approvals_admin may cancel a claim.")));
+	if (strcmp(st.status, "pending") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("claim \"%s\" is %s; only pending claims can be cancelled",
+						claim_id, st.status)));
+
+	st.status = "cancelled";
+	st.route_position = 0;
+	ClaimStore(&st, NULL);
+	ClaimEvent(&st, NULL, call.caller.actor, "cancelled", "pending", comment);
+	NotifyDecision(&st, "cancelled", call.caller.actor);
+
+	result = ClaimRowDatum(claim_id);
+	ApEnd(&call);
+	PG_RETURN_DATUM(result);
+}
+
+/* ------------------------------------------------------------------------
+ * expire_due
+ * ------------------------------------------------------------------------ */
+
+/* Expire or escalate one locked, due claim. */
+static void
+ExpireOne(const char *claim_id)
+{
+	ClaimState	st;
+
+	if (!ClaimLoadForUpdate(claim_id, &st) || strcmp(st.status, "pending") != 0)
+		return;
+	if (strcmp(st.on_expiry, "escalate") == 0)
+	{
+		bool		next = ClaimAdvanceRoute(&st) == false && st.route_position > 0;
+
+		if (next && !st.expires_in_null)
+			st.expires_at = DirectFunctionCall2(timestamptz_pl_interval,
+												TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+												st.expires_in);
+		else
+			st.expires_at_null = true;
+		ClaimStore(&st, NULL);
+		ClaimEvent(&st, NULL, "system", "escalated", "pending",
+				   next ? "expired; passed to the next approver"
+				   : "expired; any reviewer may decide");
+	}
+	else
+	{
+		st.status = "expired";
+		st.route_position = 0;
+		ClaimStore(&st, NULL);
+		ClaimEvent(&st, NULL, "system", "expired", "pending", NULL);
+	}
+}
+
+/*
+ * Run ExpireOne in a subtransaction, so that a handler that raises skips
+ * that claim (with a WARNING) instead of failing the whole run.
+ */
+static bool
+ExpireOneGuarded(const char *claim_id)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	bool		ok = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		ExpireOne(claim_id);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			ReThrowError(edata);
+		ereport(WARNING,
+				(errmsg("claim \"%s\" was not expired: %s", claim_id, edata->message)));
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/* approvals.expire_due(): expire or escalate pending claims past expires_at. */
+Datum
+approvals_expire_due(PG_FUNCTION_ARGS)
+{
+	static const char *due_sql =
+		"SELECT c.id, h.resource_type IS NOT NULL FROM approvals.claims c "
+		"LEFT JOIN approvals.handlers h ON h.resource_type = c.resource_type "
+		"WHERE c.status = 'pending' AND c.expires_at <= now() "
+		"ORDER BY c.expires_at, c.id FOR UPDATE OF c SKIP LOCKED";
+	ApprovalsCall call;
+	int			n;
+	int			done = 0;
+	char	  **ids;
+	bool	   *guarded;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_ADMIN, "expire claims");
+
+	ApBegin(&call);
+	n = ApExec(due_sql, 0, NULL, NULL, NULL, 0);
+	ids = palloc(sizeof(char *) * Max(n, 1));
+	guarded = palloc(sizeof(bool) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		ids[i] = ApGetCString(i, 1);
+		guarded[i] = DatumGetBool(ApGetDatum(i, 2, &isnull));
+	}
+	for (int i = 0; i < n; i++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!guarded[i])
+		{
+			ExpireOne(ids[i]);
+			done++;
+		}
+		else if (ExpireOneGuarded(ids[i]))
+			done++;
+	}
+	ApEnd(&call);
+	PG_RETURN_INT32(done);
+}

@@ -1,0 +1,331 @@
+/*
+ * policy.c
+ *		Policies, handlers, tenant grants and visibility, the append-only
+ *		trigger of the audit log, and small helpers of the JSON layer.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+
+#include "approvals.h"
+
+PG_FUNCTION_INFO_V1(approvals_set_policy);
+PG_FUNCTION_INFO_V1(approvals_set_handler);
+PG_FUNCTION_INFO_V1(approvals_grant_tenant);
+PG_FUNCTION_INFO_V1(approvals_revoke_tenant);
+PG_FUNCTION_INFO_V1(approvals_sees_all_tenants);
+PG_FUNCTION_INFO_V1(approvals_visible_tenants);
+PG_FUNCTION_INFO_V1(approvals_events_append_only);
+PG_FUNCTION_INFO_V1(approvals_json_required);
+
+static const char *const expiry_actions[] = {"expire", "escalate", NULL};
+
+/* approvals.set_policy(...): create or replace the policy of one (tenant, resource_type, kind). */
+Datum
+approvals_set_policy(PG_FUNCTION_ARGS)
+{
+	static const char *sql =
+		"INSERT INTO approvals.policies AS p (resource_type, kind, tenant, approvers, "
+		"required_approvals, auto_approve_below, expires_in, on_expiry, allow_self_approval) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+		"ON CONFLICT (tenant, resource_type, kind) DO UPDATE SET "
+		"approvers = EXCLUDED.approvers, required_approvals = EXCLUDED.required_approvals, "
+		"auto_approve_below = EXCLUDED.auto_approve_below, expires_in = EXCLUDED.expires_in, "
+		"on_expiry = EXCLUDED.on_expiry, allow_self_approval = EXCLUDED.allow_self_approval, "
+		"updated_at = now()";
+	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, NUMERICOID,
+	INTERVALOID, TEXTOID, BOOLOID};
+	Datum		values[9];
+	bool		nulls[9];
+	char	   *resource_type = ApArgCString(fcinfo, 0);
+	char	   *kind = ApArgCString(fcinfo, 1);
+	char	   *tenant = ApArgCString(fcinfo, 2);
+	char	   *on_expiry = PG_ARGISNULL(7) ? "expire" : ApArgCString(fcinfo, 7);
+	int			required = PG_ARGISNULL(4) ? 1 : PG_GETARG_INT32(4);
+	int			n_approvers = 0;
+	ApprovalsCall call;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_ADMIN, "set policies");
+	ApCheckNotEmpty("resource_type", resource_type);
+	ApCheckNotEmpty("kind", kind);
+	ApCheckNotEmpty("tenant", tenant);
+	ApCheckLength("resource_type", resource_type, AP_MAX_RESOURCE_TYPE);
+	ApCheckLength("kind", kind, AP_MAX_KIND);
+	ApCheckLength("tenant", tenant, AP_MAX_TENANT);
+	ApCheckEnum("on_expiry", on_expiry, expiry_actions);
+	if (!PG_ARGISNULL(3))
+	{
+		char	  **approvers = ApTextArrayToCStrings(PG_GETARG_DATUM(3), &n_approvers);
+
+		ApCheckApprovers(approvers, n_approvers);
+	}
+	ApCheckRequiredApprovals(required, !PG_ARGISNULL(3), n_approvers);
+	if (!PG_ARGISNULL(5) &&
+		DatumGetBool(DirectFunctionCall2(numeric_le, PG_GETARG_DATUM(5),
+										 DirectFunctionCall1(int4_numeric, Int32GetDatum(0)))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("auto_approve_below must be greater than 0")));
+	if (!PG_ARGISNULL(6))
+	{
+		Interval	zero;
+
+		memset(&zero, 0, sizeof(zero));
+		if (DatumGetBool(DirectFunctionCall2(interval_le, PG_GETARG_DATUM(6),
+											 IntervalPGetDatum(&zero))))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("expires_in must be a positive interval")));
+	}
+	if (strcmp(on_expiry, "escalate") == 0 && PG_ARGISNULL(6))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("on_expiry \"escalate\" needs expires_in")));
+
+	for (int i = 0; i < 9; i++)
+	{
+		nulls[i] = PG_ARGISNULL(i);
+		values[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
+	}
+	nulls[4] = false;
+	values[4] = Int32GetDatum(required);
+	nulls[7] = false;
+	values[7] = CStringGetTextDatum(on_expiry);
+	nulls[8] = false;
+	values[8] = BoolGetDatum(PG_ARGISNULL(8) ? false : PG_GETARG_BOOL(8));
+
+	ApBegin(&call);
+	ApRequireTenant(&call.caller, tenant, "set policies");
+	ApExec(sql, 9, types, values, nulls, 0);
+	ApEnd(&call);
+	PG_RETURN_VOID();
+}
+
+/* The row type of approvals.<relname>. */
+static Oid
+ApprovalsRowType(const char *relname)
+{
+	Oid			nsp = get_namespace_oid("approvals", false);
+	Oid			typid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid,
+										CStringGetDatum(relname), ObjectIdGetDatum(nsp));
+
+	if (!OidIsValid(typid))
+		elog(ERROR, "type approvals.%s does not exist", relname);
+	return typid;
+}
+
+/* approvals.set_handler(resource_type, handler): set or (NULL) remove a handler. */
+Datum
+approvals_set_handler(PG_FUNCTION_ARGS)
+{
+	static const char *upsert_sql =
+		"INSERT INTO approvals.handlers (resource_type, handler) VALUES ($1, $2) "
+		"ON CONFLICT (resource_type) DO UPDATE SET handler = EXCLUDED.handler, "
+		"created_at = now()";
+	static const char *delete_sql =
+		"DELETE FROM approvals.handlers WHERE resource_type = $1";
+	Oid			types[2] = {TEXTOID, REGPROCEDUREOID};
+	Datum		values[2];
+	char	   *resource_type;
+	ApprovalsCall call;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_ADMIN, "set handlers");
+	resource_type = ApRequiredCString(fcinfo, 0, "resource_type");
+	ApCheckNotEmpty("resource_type", resource_type);
+	ApCheckLength("resource_type", resource_type, AP_MAX_RESOURCE_TYPE);
+	values[0] = CStringGetTextDatum(resource_type);
+
+	if (!PG_ARGISNULL(1))
+	{
+		Oid			handler = PG_GETARG_OID(1);
+		Oid		   *argtypes;
+		int			nargs;
+		Oid			rettype = get_func_signature(handler, &argtypes, &nargs);
+
+		if (nargs != 2 || argtypes[0] != ApprovalsRowType("claims") ||
+			argtypes[1] != ApprovalsRowType("events") || rettype != VOIDOID ||
+			get_func_retset(handler))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("handler %s has the wrong signature", format_procedure(handler)),
+					 errhint("A handler is declared f(claim approvals.claims, event approvals.events) RETURNS void.")));
+#if PG_VERSION_NUM >= 160000
+		if (!object_ownercheck(ProcedureRelationId, handler, call.caller.roleid))
+#else
+		if (!pg_proc_ownercheck(handler, call.caller.roleid))
+#endif
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be the owner of function %s to use it as a handler",
+							format_procedure(handler)),
+					 errdetail("Handlers run with the privileges of their owner.")));
+		values[1] = ObjectIdGetDatum(handler);
+	}
+
+	ApBegin(&call);
+	if (PG_ARGISNULL(1))
+		ApExec(delete_sql, 1, types, values, NULL, 0);
+	else
+		ApExec(upsert_sql, 2, types, values, NULL, 0);
+	ApEnd(&call);
+	PG_RETURN_VOID();
+}
+
+/* Shared argument handling of grant_tenant and revoke_tenant. */
+static void
+TenantGrantChange(FunctionCallInfo fcinfo, const char *sql, const char *what)
+{
+	Oid			types[2] = {TEXTOID, OIDOID};
+	Datum		values[2];
+	char	   *tenant;
+	ApprovalsCall call;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_ADMIN, what);
+	tenant = ApRequiredCString(fcinfo, 0, "tenant");
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("member must not be null")));
+	ApCheckNotEmpty("tenant", tenant);
+	ApCheckLength("tenant", tenant, AP_MAX_TENANT);
+	values[0] = CStringGetTextDatum(tenant);
+	values[1] = PG_GETARG_DATUM(1);
+
+	ApBegin(&call);
+	ApExec(sql, 2, types, values, NULL, 0);
+	ApEnd(&call);
+}
+
+/* approvals.grant_tenant(tenant, member) */
+Datum
+approvals_grant_tenant(PG_FUNCTION_ARGS)
+{
+	static const char *sql =
+		"INSERT INTO approvals.tenant_grants (tenant, member) VALUES ($1, $2) "
+		"ON CONFLICT DO NOTHING";
+
+	TenantGrantChange(fcinfo, sql, "grant tenants");
+	PG_RETURN_VOID();
+}
+
+/* approvals.revoke_tenant(tenant, member) */
+Datum
+approvals_revoke_tenant(PG_FUNCTION_ARGS)
+{
+	static const char *sql =
+		"DELETE FROM approvals.tenant_grants WHERE tenant = $1 AND member = $2";
+
+	TenantGrantChange(fcinfo, sql, "revoke tenants");
+	PG_RETURN_VOID();
+}
+
+/* approvals.sees_all_tenants(): superuser, platform or admin. */
+Datum
+approvals_sees_all_tenants(PG_FUNCTION_ARGS)
+{
+	Oid			roleid = GetUserId();
+
+	PG_RETURN_BOOL(ApHasRole(roleid, AP_ROLE_PLATFORM) || ApHasRole(roleid, AP_ROLE_ADMIN));
+}
+
+/* approvals.visible_tenants(): the tenants granted to the current role (or its groups). */
+Datum
+approvals_visible_tenants(PG_FUNCTION_ARGS)
+{
+	static const char *sql =
+		"SELECT DISTINCT tenant, member FROM approvals.tenant_grants ORDER BY tenant";
+	ApprovalsCall call;
+	char	  **tenants;
+	int			n = 0;
+	int			rows;
+	Datum		result;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApBegin(&call);
+	rows = ApExec(sql, 0, NULL, NULL, NULL, 0);
+	tenants = palloc(sizeof(char *) * Max(rows, 1));
+	for (int i = 0; i < rows; i++)
+	{
+		bool		isnull;
+		Oid			member = DatumGetObjectId(ApGetDatum(i, 2, &isnull));
+		char	   *tenant = ApGetCString(i, 1);
+
+		if (is_member_of_role(call.caller.roleid, member) &&
+			(n == 0 || strcmp(tenants[n - 1], tenant) != 0))
+			tenants[n++] = tenant;
+	}
+	result = SPI_datumTransfer(ApCStringArrayDatum(tenants, n), false, -1);
+	ApEnd(&call);
+	PG_RETURN_DATUM(result);
+}
+
+/* Trigger on approvals.events: the audit log is append-only. */
+Datum
+approvals_events_append_only(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	const char *op;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "approvals_events_append_only must be called as a trigger");
+	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		op = "UPDATE";
+	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		op = "DELETE";
+	else if (TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		op = "TRUNCATE";
+	else
+		op = "this operation";
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("approvals.events is append-only"),
+			 errdetail("%s is not allowed on the audit log.", op)));
+	PG_RETURN_NULL();
+}
+
+/* approvals.json_required(body, key): a required string member of a JSON body. */
+Datum
+approvals_json_required(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *body;
+	char	   *key;
+	JsonbValue	vbuf;
+	JsonbValue *v = NULL;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("request body must not be null")));
+	body = PG_GETARG_JSONB_P(0);
+	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!JB_ROOT_IS_OBJECT(body))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("request body must be a JSON object")));
+	v = getKeyJsonValueFromContainer(&body->root, key, strlen(key), &vbuf);
+	if (v == NULL || v->type == jbvNull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("request body needs \"%s\"", key)));
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" must be a JSON string", key)));
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(v->val.string.val, v->val.string.len));
+}

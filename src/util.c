@@ -1,0 +1,509 @@
+/*
+ * util.c
+ *		Argument checks, the actor and role rules, tenant checks, privilege
+ *		switching, cached SPI plans, ids and notifications.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/guc.h"
+#include "utils/syscache.h"
+
+#include "approvals.h"
+
+static const char *const role_names[] = {
+	[AP_ROLE_READER] = "approvals_reader",
+	[AP_ROLE_REQUESTER] = "approvals_requester",
+	[AP_ROLE_REVIEWER] = "approvals_reviewer",
+	[AP_ROLE_COORDINATOR] = "approvals_coordinator",
+	[AP_ROLE_ADMIN] = "approvals_admin",
+	[AP_ROLE_PLATFORM] = "approvals_platform",
+};
+
+/* ------------------------------------------------------------------------
+ * Arguments
+ * ------------------------------------------------------------------------ */
+
+/* The text argument argno, or NULL when SQL NULL. */
+text *
+ApArgText(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return NULL;
+	return PG_GETARG_TEXT_PP(argno);
+}
+
+/* The text argument argno as a C string, or NULL when SQL NULL. */
+char *
+ApArgCString(FunctionCallInfo fcinfo, int argno)
+{
+	text	   *t = ApArgText(fcinfo, argno);
+
+	return t ? text_to_cstring(t) : NULL;
+}
+
+/* A required text argument: 22004 when NULL. */
+char *
+ApRequiredCString(FunctionCallInfo fcinfo, int argno, const char *name)
+{
+	char	   *s = ApArgCString(fcinfo, argno);
+
+	if (s == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", name)));
+	return s;
+}
+
+/* 22001 when value is longer than limit characters. */
+void
+ApCheckLength(const char *name, const char *value, int limit)
+{
+	int			len;
+
+	if (value == NULL)
+		return;
+	len = pg_mbstrlen(value);
+	if (len > limit)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("%s is %d characters; the limit is %d", name, len, limit)));
+}
+
+/* 22023 when value is the empty string. */
+void
+ApCheckNotEmpty(const char *name, const char *value)
+{
+	if (value != NULL && value[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", name)));
+}
+
+/* 22023 unless value is one of the NULL-terminated allowed list. */
+void
+ApCheckEnum(const char *name, const char *value, const char *const *allowed)
+{
+	StringInfoData list;
+
+	if (value == NULL)
+		return;
+	for (const char *const *a = allowed; *a; a++)
+		if (strcmp(value, *a) == 0)
+			return;
+
+	initStringInfo(&list);
+	for (const char *const *a = allowed; *a; a++)
+		appendStringInfo(&list, "%s%s", a == allowed ? "" : ", ", *a);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid %s \"%s\"", name, value),
+			 errdetail("Allowed values are: %s.", list.data)));
+}
+
+/* ------------------------------------------------------------------------
+ * Roles, actors, tenants
+ * ------------------------------------------------------------------------ */
+
+/* Does roleid have the privileges of the given group role? */
+bool
+ApHasRole(Oid roleid, ApprovalsRole role)
+{
+	Oid			group = get_role_oid(role_names[role], true);
+
+	if (superuser_arg(roleid))
+		return true;
+	return OidIsValid(group) && has_privs_of_role(roleid, group);
+}
+
+/* 42501 unless roleid has the privileges of the group role. */
+void
+ApRequireRole(Oid roleid, ApprovalsRole role, const char *what)
+{
+	if (!ApHasRole(roleid, role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s", what),
+				 errdetail("Role \"%s\" is not a member of %s.",
+						   GetUserNameFromId(roleid, false), role_names[role])));
+}
+
+/*
+ * Fix who is calling and as which actor: the calling role's name, or the
+ * actor argument, which only members of approvals_platform may set to
+ * somebody else.
+ */
+void
+ApResolveCaller(ApprovalsCaller *caller, const char *actor_arg)
+{
+	char	   *self;
+
+	caller->roleid = GetUserId();
+	caller->sees_all = ApHasRole(caller->roleid, AP_ROLE_PLATFORM) ||
+		ApHasRole(caller->roleid, AP_ROLE_ADMIN);
+	self = GetUserNameFromId(caller->roleid, false);
+
+	if (actor_arg == NULL)
+	{
+		caller->actor = self;
+		return;
+	}
+	ApCheckLength("actor", actor_arg, AP_MAX_ACTOR);
+	ApCheckNotEmpty("actor", actor_arg);
+	if (strcmp(actor_arg, self) != 0 && !ApHasRole(caller->roleid, AP_ROLE_PLATFORM))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may not act as \"%s\"", self, actor_arg),
+				 errhint("Only members of approvals_platform may pass an actor other than themselves.")));
+	caller->actor = pstrdup(actor_arg);
+}
+
+/*
+ * May the caller see and act on this tenant?  NULL tenants are open to all.
+ * Must be called while connected to SPI and switched to the owner.
+ */
+bool
+ApTenantAllowed(const ApprovalsCaller *caller, const char *tenant)
+{
+	static const char *sql =
+		"SELECT member FROM approvals.tenant_grants WHERE tenant = $1";
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		nulls[1] = {false};
+	uint64		n;
+
+	if (tenant == NULL || caller->sees_all)
+		return true;
+
+	values[0] = CStringGetTextDatum(tenant);
+	n = ApExec(sql, 1, types, values, nulls, 0);
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+		Oid			member = DatumGetObjectId(ApGetDatum(i, 1, &isnull));
+
+		if (!isnull && is_member_of_role(caller->roleid, member))
+			return true;
+	}
+	return false;
+}
+
+/* 42501 unless the caller may act on the tenant. */
+void
+ApRequireTenant(const ApprovalsCaller *caller, const char *tenant, const char *what)
+{
+	if (!ApTenantAllowed(caller, tenant))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to %s of tenant \"%s\"", what, tenant),
+				 errhint("An approvals_admin can grant it with approvals.grant_tenant().")));
+}
+
+/* ------------------------------------------------------------------------
+ * Privilege switching
+ * ------------------------------------------------------------------------ */
+
+/* Become the owner of schema approvals (the extension owner). */
+void
+ApBecomeOwner(ApprovalsPrivSwitch *sw)
+{
+	Oid			nsp = get_namespace_oid("approvals", false);
+	HeapTuple	tup;
+	Oid			owner;
+
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for namespace %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+
+	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec_context);
+	SetUserIdAndSecContext(owner, sw->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+/* Undo ApBecomeOwner. */
+void
+ApRestoreUser(ApprovalsPrivSwitch *sw)
+{
+	SetUserIdAndSecContext(sw->save_userid, sw->save_sec_context);
+}
+
+/* The search_path the caller had when the outermost approvals call began. */
+static char *user_search_path = NULL;
+
+/*
+ * Enter a call: remember the caller's search_path (handlers run with it),
+ * pin a safe one for our own statements, connect to SPI and become the
+ * owner.  The caller must be resolved first (ApResolveCaller).
+ */
+void
+ApBegin(ApprovalsCall *call)
+{
+	call->outer_user_path = user_search_path;
+	user_search_path = MemoryContextStrdup(TopTransactionContext,
+										   namespace_search_path ? namespace_search_path : "");
+	call->guc_nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, approvals, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ApBecomeOwner(&call->sw);
+}
+
+/* Leave a call begun with ApBegin (on success; abort undoes it otherwise). */
+void
+ApEnd(ApprovalsCall *call)
+{
+	ApRestoreUser(&call->sw);
+	SPI_finish();
+	AtEOXact_GUC(true, call->guc_nest);
+	user_search_path = call->outer_user_path;
+}
+
+/* Forget per-call state at the end of every transaction. */
+static void
+ApXactCallback(XactEvent event, void *arg pg_attribute_unused())
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			user_search_path = NULL;
+			break;
+		default:
+			break;
+	}
+}
+
+/* Called once from _PG_init. */
+void
+ApUtilInit(void)
+{
+	RegisterXactCallback(ApXactCallback, NULL);
+}
+
+/* The caller's own search_path, for running user code such as handlers. */
+const char *
+ApUserSearchPath(void)
+{
+	return user_search_path ? user_search_path : "\"$user\", public";
+}
+
+/* ------------------------------------------------------------------------
+ * SPI with saved plans
+ * ------------------------------------------------------------------------ */
+
+typedef struct PlanEntry
+{
+	const char *sql;			/* hash key: the address of a static string */
+	SPIPlanPtr	plan;
+} PlanEntry;
+
+static HTAB *plan_cache = NULL;
+
+/*
+ * Execute a parameterised statement through a plan prepared once per
+ * backend (keyed by the address of the static SQL string).  Returns the
+ * number of rows processed; results are in SPI_tuptable.
+ */
+int
+ApExec(const char *sql, int nargs, const Oid *argtypes,
+	   const Datum *values, const bool *isnull, long tcount)
+{
+	PlanEntry  *entry;
+	bool		found;
+	char		nulls[FUNC_MAX_ARGS];
+	int			rc;
+
+	if (plan_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(const char *);
+		ctl.entrysize = sizeof(PlanEntry);
+		ctl.hcxt = TopMemoryContext;
+		plan_cache = hash_create("approvals plans", 64, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+
+	entry = hash_search(plan_cache, &sql, HASH_ENTER, &found);
+	if (!found || entry->plan == NULL)
+	{
+		SPIPlanPtr	plan;
+
+		entry->plan = NULL;
+		plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		entry->plan = plan;
+	}
+
+	Assert(nargs <= FUNC_MAX_ARGS);
+	for (int i = 0; i < nargs; i++)
+		nulls[i] = (isnull && isnull[i]) ? 'n' : ' ';
+
+	rc = SPI_execute_plan(entry->plan, (Datum *) values, nulls, false, tcount);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed (%s) for \"%s\"",
+			 SPI_result_code_string(rc), sql);
+	return (int) SPI_processed;
+}
+
+/* Column col (1-based) of result row row. */
+Datum
+ApGetDatum(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+}
+
+/* Column col of result row row as a C string (NULL when SQL NULL). */
+char *
+ApGetCString(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
+
+/* ------------------------------------------------------------------------
+ * Ids, JSON, NOTIFY, arrays
+ * ------------------------------------------------------------------------ */
+
+/* prefix + 16 lowercase hex characters of strong randomness. */
+char *
+ApNewId(const char *prefix)
+{
+	uint8		bytes[8];
+	StringInfoData buf;
+
+	if (!pg_strong_random(bytes, sizeof(bytes)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random id")));
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, prefix);
+	for (int i = 0; i < (int) sizeof(bytes); i++)
+		appendStringInfo(&buf, "%02x", bytes[i]);
+	return buf.data;
+}
+
+/* Append "key":"value" (or null) to a JSON object under construction. */
+void
+ApJsonAppendPair(StringInfo buf, const char *key, const char *value)
+{
+	if (buf->len > 1)
+		appendStringInfoChar(buf, ',');
+	escape_json(buf, key);
+	appendStringInfoChar(buf, ':');
+	if (value)
+		escape_json(buf, value);
+	else
+		appendStringInfoString(buf, "null");
+}
+
+/* NOTIFY approvals, payload (delivered at commit). */
+void
+ApNotify(const char *payload)
+{
+	Async_Notify("approvals", payload);
+}
+
+/* A text[] Datum from C strings (NULL items become NULL elements). */
+Datum
+ApCStringArrayDatum(char **items, int n)
+{
+	Datum	   *elems = palloc0(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc0(sizeof(bool) * Max(n, 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < n; i++)
+	{
+		nulls[i] = (items[i] == NULL);
+		if (items[i])
+			elems[i] = CStringGetTextDatum(items[i]);
+	}
+	if (n == 0)
+		return PointerGetDatum(construct_empty_array(TEXTOID));
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* A text[] Datum as C strings (NULL elements stay NULL). */
+char **
+ApTextArrayToCStrings(Datum array, int *n)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(array);
+	Datum	   *elems;
+	bool	   *nulls;
+	char	  **out;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expected a one-dimensional array")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, n);
+	out = palloc0(sizeof(char *) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+		out[i] = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
+	return out;
+}
+
+/*
+ * Every argument of the current call except skip_argno, printed by its type's
+ * output function: the fingerprint an idempotency key remembers.
+ */
+Datum
+ApTextArrayFromArgs(FunctionCallInfo fcinfo, int skip_argno)
+{
+	int			nargs = PG_NARGS();
+	char	  **items = palloc0(sizeof(char *) * nargs);
+	int			n = 0;
+	Oid		   *argtypes;
+	int			nproc;
+
+	get_func_signature(fcinfo->flinfo->fn_oid, &argtypes, &nproc);
+	if (nproc != nargs)
+		elog(ERROR, "argument count mismatch for function %u", fcinfo->flinfo->fn_oid);
+
+	for (int i = 0; i < nargs; i++)
+	{
+		Oid			typid;
+		Oid			outfunc;
+		bool		varlena;
+
+		if (i == skip_argno)
+			continue;
+		if (PG_ARGISNULL(i))
+		{
+			items[n++] = NULL;
+			continue;
+		}
+		typid = argtypes[i];
+		getTypeOutputInfo(typid, &outfunc, &varlena);
+		items[n++] = OidOutputFunctionCall(outfunc, PG_GETARG_DATUM(i));
+	}
+	return ApCStringArrayDatum(items, n);
+}
