@@ -10,7 +10,7 @@
 
 EXTENSION  = approvals
 MODULE_big = approvals
-OBJS       = src/approvals.o src/util.o src/claim.o src/policy.o
+OBJS       = src/approvals.o src/util.o src/claim.o src/policy.o src/batch.o src/worker.o
 DATA       = $(wildcard sql/approvals--*.sql)
 PGFILEDESC = "approvals - approval workflows and bulk approval batches"
 

@@ -147,6 +147,59 @@ CREATE TABLE approvals.idempotency_keys (
 COMMENT ON TABLE approvals.idempotency_keys IS
     'Idempotency keys: the arguments of the first call and the object it created';
 
+CREATE TABLE approvals.batches (
+    id                text PRIMARY KEY,
+    tenant            text,
+    coordinator       text NOT NULL,
+    comment           text,
+    action            text NOT NULL CHECK (action IN ('approve', 'reject')),
+    status            text NOT NULL
+        CHECK (status IN ('pending', 'queued', 'processing', 'completed', 'failed', 'cancelled')),
+    total_claims      integer NOT NULL DEFAULT 0,
+    processed_count   integer NOT NULL DEFAULT 0,
+    approved_count    integer NOT NULL DEFAULT 0,
+    rejected_count    integer NOT NULL DEFAULT 0,
+    failed_count      integer NOT NULL DEFAULT 0,
+    reverted_count    integer NOT NULL DEFAULT 0,
+    total_amount      numeric NOT NULL DEFAULT 0,
+    approved_amount   numeric NOT NULL DEFAULT 0,
+    failed_amount     numeric NOT NULL DEFAULT 0,
+    max_failures      integer CHECK (max_failures >= 0),
+    max_failure_ratio real CHECK (max_failure_ratio >= 0 AND max_failure_ratio <= 1),
+    on_threshold      text NOT NULL DEFAULT 'rollback'
+        CHECK (on_threshold IN ('rollback', 'continue')),
+    auto_retry        boolean NOT NULL DEFAULT true,
+    error             text,
+    idempotency_key   text,
+    created_by        oid NOT NULL,
+    next_position     integer NOT NULL DEFAULT 1,
+    worker_pid        integer,
+    attempts          integer NOT NULL DEFAULT 0,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    queued_at         timestamptz,
+    started_at        timestamptz,
+    completed_at      timestamptz,
+    cancelled_at      timestamptz
+);
+COMMENT ON TABLE approvals.batches IS
+    'Bulk approve/reject actions over lists of claims; written only by approvals functions';
+CREATE INDEX batches_queue ON approvals.batches (queued_at, id)
+    WHERE status IN ('queued', 'processing');
+CREATE INDEX batches_created ON approvals.batches (created_at DESC, id DESC);
+
+CREATE TABLE approvals.batch_items (
+    batch_id     text NOT NULL,
+    position     integer NOT NULL,
+    claim_id     text NOT NULL,
+    decision     text CHECK (decision IN ('approved', 'rejected', 'failed', 'reverted')),
+    error        text,
+    processed_at timestamptz,
+    PRIMARY KEY (batch_id, position)
+);
+COMMENT ON TABLE approvals.batch_items IS
+    'One row per claim of a batch, in the batch''s order, with its result';
+
 SELECT pg_catalog.pg_extension_config_dump('approvals.claims', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.events', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.policies', '');
@@ -155,6 +208,8 @@ SELECT pg_catalog.pg_extension_config_dump('approvals.tenant_grants', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.idempotency_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.policies_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.batches', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.batch_items', '');
 
 -- The audit log refuses UPDATE, DELETE and TRUNCATE, whoever asks.
 CREATE FUNCTION approvals.events_append_only() RETURNS trigger
@@ -190,9 +245,19 @@ CREATE POLICY events_tenant_isolation ON approvals.events FOR SELECT
            OR (SELECT approvals.sees_all_tenants())
            OR tenant = ANY ((SELECT approvals.visible_tenants())::text[]));
 
+ALTER TABLE approvals.batches ENABLE ROW LEVEL SECURITY;
+ALTER TABLE approvals.batch_items ENABLE ROW LEVEL SECURITY;
+CREATE POLICY batches_tenant_isolation ON approvals.batches FOR SELECT
+    USING (tenant IS NULL
+           OR (SELECT approvals.sees_all_tenants())
+           OR tenant = ANY ((SELECT approvals.visible_tenants())::text[]));
+CREATE POLICY batch_items_tenant_isolation ON approvals.batch_items FOR SELECT
+    USING (EXISTS (SELECT 1 FROM approvals.batches b WHERE b.id = batch_id));
+
 REVOKE ALL ON ALL TABLES IN SCHEMA approvals FROM PUBLIC;
 GRANT SELECT ON approvals.claims, approvals.events, approvals.policies,
-                approvals.handlers TO approvals_reader;
+                approvals.handlers, approvals.batches, approvals.batch_items
+      TO approvals_reader;
 
 -- ---------------------------------------------------------------------------
 -- Claims
@@ -286,6 +351,13 @@ CREATE FUNCTION approvals.json_required(body jsonb, key text) RETURNS text
 COMMENT ON FUNCTION approvals.json_required(jsonb, text) IS
     'The string value of a required key of a JSON request body (22004 when missing or null)';
 
+CREATE FUNCTION approvals.json_text_array(body jsonb, key text, required boolean)
+RETURNS text[]
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'approvals_json_text_array';
+COMMENT ON FUNCTION approvals.json_text_array(jsonb, text, boolean) IS
+    'A JSON array of strings in a request body as text[] (22004 when required and missing, 22023 when not an array of strings)';
+
 CREATE FUNCTION approvals.api_approval(c approvals.claims) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, approvals, pg_temp
@@ -332,6 +404,184 @@ END;
 COMMENT ON FUNCTION approvals.api_respond(text, jsonb, text) IS
     'Approval interaction response: decide from {outcome, data:{comment}}, answer with the seed''s response object';
 
+
+-- ---------------------------------------------------------------------------
+-- Batches
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION approvals.create_batch(
+    claim_ids text[], coordinator text DEFAULT NULL, comment text DEFAULT NULL,
+    action text DEFAULT 'approve', start boolean DEFAULT true, tenant text DEFAULT NULL,
+    max_failures integer DEFAULT NULL, max_failure_ratio real DEFAULT NULL,
+    on_threshold text DEFAULT 'rollback', auto_retry boolean DEFAULT true,
+    idempotency_key text DEFAULT NULL)
+RETURNS approvals.batches
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_create_batch';
+COMMENT ON FUNCTION approvals.create_batch(text[], text, text, text, boolean, text, integer,
+    real, text, boolean, text) IS
+    'Create a batch approving (or rejecting) a list of claims: queued for processing, or pending (amendable) with start => false';
+
+CREATE FUNCTION approvals.update_batch(batch_id text, claim_ids text[] DEFAULT NULL,
+    add_claim_ids text[] DEFAULT NULL, comment text DEFAULT NULL)
+RETURNS approvals.batches
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_update_batch';
+COMMENT ON FUNCTION approvals.update_batch(text, text[], text[], text) IS
+    'Amend a pending batch: replace (claim_ids) or extend (add_claim_ids) its claims, change its comment';
+
+CREATE FUNCTION approvals.start_batch(batch_id text, confirm_claim_ids text[] DEFAULT NULL)
+RETURNS approvals.batches
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_start_batch';
+COMMENT ON FUNCTION approvals.start_batch(text, text[]) IS
+    'Queue a pending batch, optionally confirming its exact claim set (AP002 when it differs)';
+
+CREATE FUNCTION approvals.process_batch(batch_id text)
+RETURNS TABLE (claim_id text, decision text, error text, processed_at timestamptz)
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_process_batch';
+COMMENT ON FUNCTION approvals.process_batch(text) IS
+    'Process a pending or queued batch now, inside the calling transaction; one row per claim';
+
+CREATE FUNCTION approvals.cancel_batch(batch_id text, comment text DEFAULT NULL)
+RETURNS TABLE (batch_id text, cancelled boolean, cancelled_at timestamptz, claims_reverted integer)
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_cancel_batch';
+COMMENT ON FUNCTION approvals.cancel_batch(text, text) IS
+    'Cancel a pending, queued or processing batch and revert the claims it decided';
+
+CREATE FUNCTION approvals.batch_results(batch_id text)
+RETURNS TABLE (claim_id text, decision text, error text, processed_at timestamptz)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_batch_results';
+COMMENT ON FUNCTION approvals.batch_results(text) IS
+    'One row per claim of a batch, in the batch''s order';
+
+CREATE FUNCTION approvals.list_batches(status text DEFAULT NULL, coordinator text DEFAULT NULL,
+    page integer DEFAULT 1, page_limit integer DEFAULT 20)
+RETURNS SETOF approvals.batches
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_list_batches';
+COMMENT ON FUNCTION approvals.list_batches(text, text, integer, integer) IS
+    'Batches visible to the caller, newest first, one page at a time';
+
+CREATE FUNCTION approvals.get_batch(batch_id text) RETURNS approvals.batches
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_get_batch';
+COMMENT ON FUNCTION approvals.get_batch(text) IS
+    'One batch (P0002 when it does not exist, 42501 when its tenant is not visible)';
+
+CREATE FUNCTION approvals.wait_batch(batch_id text, timeout interval DEFAULT '1 minute')
+RETURNS approvals.batches
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_wait_batch';
+COMMENT ON FUNCTION approvals.wait_batch(text, interval) IS
+    'Block until the batch is completed, failed or cancelled, or the timeout passes; returns it';
+
+CREATE PROCEDURE approvals.run_queued(max_batches integer DEFAULT NULL)
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'approvals_run_queued';
+COMMENT ON PROCEDURE approvals.run_queued(integer) IS
+    'Process queued batches in this session, committing after every chunk (for pg_cron or psql)';
+
+CREATE FUNCTION approvals.purge_batches(older_than interval) RETURNS integer
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_purge_batches';
+COMMENT ON FUNCTION approvals.purge_batches(interval) IS
+    'Delete finished batches (and their items) older than that; the audit events stay';
+
+-- ---------------------------------------------------------------------------
+-- JSON layer for batches (seed 000: bulk approval processor)
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION approvals.api_batch_summary(b approvals.batches) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, approvals, pg_temp
+    RETURN pg_catalog.jsonb_build_object(
+        'batch_id', b.id, 'coordinator_id', b.coordinator, 'status', b.status,
+        'total_claims', b.total_claims, 'approved_count', b.approved_count,
+        'rejected_count', b.rejected_count + b.failed_count,
+        'created_at', approvals.json_ts(b.created_at),
+        'completed_at', approvals.json_ts(b.completed_at));
+COMMENT ON FUNCTION approvals.api_batch_summary(approvals.batches) IS
+    'A batch as the bulk approval processor lists it (failed items count as rejected there)';
+
+CREATE FUNCTION approvals.api_list_batches(page integer DEFAULT 1, "limit" integer DEFAULT 20)
+RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'data', coalesce((SELECT pg_catalog.jsonb_agg(approvals.api_batch_summary(b))
+                          FROM approvals.list_batches(NULL, NULL, page, "limit") AS b), '[]'::jsonb),
+        'pagination', pg_catalog.jsonb_build_object(
+            'page', page, 'limit', "limit",
+            'total', (SELECT pg_catalog.count(*) FROM approvals.batches)));
+END;
+COMMENT ON FUNCTION approvals.api_list_batches(integer, integer) IS
+    'GET /approval-batches: {data: [...], pagination: {page, limit, total}}';
+
+CREATE FUNCTION approvals.api_get_batch(batch_id text) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT approvals.api_batch_summary(b)
+        || pg_catalog.jsonb_build_object('results', coalesce((
+            SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                       'claim_id', r.claim_id,
+                       'decision', CASE r.decision WHEN 'failed' THEN 'rejected' ELSE r.decision END,
+                       'error', r.error))
+                   || pg_catalog.jsonb_build_object('processed_at', approvals.json_ts(r.processed_at))
+                   ORDER BY r.ord)
+            FROM approvals.batch_results(b.id) WITH ORDINALITY AS r(claim_id, decision, error, processed_at, ord)),
+            '[]'::jsonb))
+    FROM approvals.get_batch(api_get_batch.batch_id) AS b;
+END;
+COMMENT ON FUNCTION approvals.api_get_batch(text) IS
+    'GET /approval-batches/:id: the batch with per-claim results (failed items appear as rejected with an error)';
+
+CREATE FUNCTION approvals.api_create_batch(body jsonb) RETURNS jsonb
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'batch_id', b.id, 'coordinator_id', b.coordinator, 'status', b.status,
+        'total_claims', b.total_claims, 'created_at', approvals.json_ts(b.created_at))
+    FROM approvals.create_batch(
+        claim_ids   => approvals.json_text_array(body, 'claim_ids', true),
+        coordinator => body ->> 'coordinator_id',
+        comment     => body ->> 'comment') AS b;
+END;
+COMMENT ON FUNCTION approvals.api_create_batch(jsonb) IS
+    'POST /approval-batches: create and queue a batch from {claim_ids, coordinator_id, comment}';
+
+CREATE FUNCTION approvals.api_update_batch(batch_id text, body jsonb) RETURNS jsonb
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'batch_id', b.id, 'status', b.status, 'total_claims', b.total_claims,
+        'updated_at', approvals.json_ts(b.updated_at))
+    FROM approvals.update_batch(
+        api_update_batch.batch_id,
+        claim_ids     => approvals.json_text_array(body, 'claim_ids', false),
+        add_claim_ids => approvals.json_text_array(body, 'add_claim_ids', false),
+        comment       => body ->> 'comment') AS b;
+END;
+COMMENT ON FUNCTION approvals.api_update_batch(text, jsonb) IS
+    'PUT /approval-batches/:id: amend a pending batch from {claim_ids, add_claim_ids, comment}';
+
+CREATE FUNCTION approvals.api_cancel_batch(batch_id text) RETURNS jsonb
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'batch_id', c.batch_id, 'cancelled', c.cancelled,
+        'cancelled_at', approvals.json_ts(c.cancelled_at), 'claims_reverted', c.claims_reverted)
+    FROM approvals.cancel_batch(api_cancel_batch.batch_id) AS c;
+END;
+COMMENT ON FUNCTION approvals.api_cancel_batch(text) IS
+    'DELETE /approval-batches/:id: cancel a batch, answer {batch_id, cancelled, cancelled_at, claims_reverted}';
+
 -- ---------------------------------------------------------------------------
 -- Privileges: PUBLIC gets nothing; each group role gets what it needs.
 -- ---------------------------------------------------------------------------
@@ -351,6 +601,28 @@ GRANT EXECUTE ON FUNCTION approvals.cancel_claim(text, text, text)
 GRANT EXECUTE ON FUNCTION approvals.decide(text, text, text, text, text),
       approvals.api_respond(text, jsonb, text)
       TO approvals_reviewer;
+GRANT EXECUTE ON FUNCTION
+      approvals.create_batch(text[], text, text, text, boolean, text, integer, real, text,
+                             boolean, text),
+      approvals.update_batch(text, text[], text[], text),
+      approvals.start_batch(text, text[]),
+      approvals.process_batch(text),
+      approvals.cancel_batch(text, text),
+      approvals.wait_batch(text, interval),
+      approvals.api_create_batch(jsonb),
+      approvals.api_update_batch(text, jsonb),
+      approvals.api_cancel_batch(text)
+      TO approvals_coordinator;
+GRANT EXECUTE ON PROCEDURE approvals.run_queued(integer) TO approvals_coordinator, approvals_admin;
+GRANT EXECUTE ON FUNCTION approvals.batch_results(text),
+      approvals.list_batches(text, text, integer, integer),
+      approvals.get_batch(text),
+      approvals.api_batch_summary(approvals.batches),
+      approvals.api_list_batches(integer, integer),
+      approvals.api_get_batch(text),
+      approvals.json_text_array(jsonb, text, boolean)
+      TO approvals_reader;
+GRANT EXECUTE ON FUNCTION approvals.purge_batches(interval) TO approvals_admin;
 GRANT EXECUTE ON FUNCTION approvals.expire_due(),
       approvals.set_policy(text, text, text, text[], integer, numeric, interval, text, boolean),
       approvals.set_handler(text, regprocedure),

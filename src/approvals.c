@@ -13,10 +13,28 @@ PG_MODULE_MAGIC;
 
 void		_PG_init(void);
 
-/* Wire the modules and reserve the approvals.* settings namespace. */
+int			ap_max_batch_claims = 1000000;
+int			ap_chunk_size = 1000;
+
+/* Define the settings and wire the modules. */
 void
 _PG_init(void)
 {
+	DefineCustomIntVariable("approvals.max_batch_claims",
+							"Largest number of claims one batch may hold.",
+							"create_batch and update_batch refuse more (SQLSTATE 22023).",
+							&ap_max_batch_claims,
+							1000000, 1, 100000000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+	DefineCustomIntVariable("approvals.chunk_size",
+							"Claims processed per chunk (one transaction per chunk in run_queued and the worker).",
+							NULL,
+							&ap_chunk_size,
+							1000, 1, 100000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 	ApUtilInit();
+	ApWorkerInit();
 	MarkGUCPrefixReserved("approvals");
 }

@@ -8,6 +8,8 @@
  *						privilege switching, ids, NOTIFY
  *		claim.c			claims: submit, decide, cancel, expiry, handlers
  *		policy.c		policies, handlers, tenants, the audit-log trigger
+ *		batch.c			batches and the chunk processor
+ *		worker.c		the background worker
  */
 #ifndef APPROVALS_H
 #define APPROVALS_H
@@ -94,6 +96,7 @@ extern bool ApHasRole(Oid roleid, ApprovalsRole role);
 extern void ApRequireRole(Oid roleid, ApprovalsRole role, const char *what);
 extern void ApResolveCaller(ApprovalsCaller *caller, const char *actor_arg);
 extern bool ApTenantAllowed(const ApprovalsCaller *caller, const char *tenant);
+extern Datum ApVisibleTenants(Oid roleid);
 extern void ApRequireTenant(const ApprovalsCaller *caller, const char *tenant,
 							const char *what);
 
@@ -102,6 +105,8 @@ extern void ApBecomeOwner(ApprovalsPrivSwitch *sw);
 extern void ApRestoreUser(ApprovalsPrivSwitch *sw);
 extern void ApBegin(ApprovalsCall *call);
 extern void ApEnd(ApprovalsCall *call);
+extern void ApEnterSafe(ApprovalsCall *call);
+extern void ApLeaveSafe(ApprovalsCall *call);
 extern const char *ApUserSearchPath(void);
 extern void ApUtilInit(void);
 extern int	ApExec(const char *sql, int nargs, const Oid *argtypes,
@@ -117,9 +122,23 @@ extern Datum ApTextArrayFromArgs(FunctionCallInfo fcinfo, int skip_argno);
 extern Datum ApCStringArrayDatum(char **items, int n);
 extern char **ApTextArrayToCStrings(Datum array, int *n);
 
+/* approvals.c: settings */
+extern int	ap_max_batch_claims;
+extern int	ap_chunk_size;
+
 /* claim.c: shared with policies and batches */
+extern char *ApIdempotencyLookup(const char *scope, const char *requester, const char *key,
+								 Datum request, const char *object_id);
 extern void ApCheckApprovers(char **approvers, int n);
 extern void ApCheckRequiredApprovals(int required, bool has_route, int n_approvers);
 extern void ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id);
+
+/* batch.c: the chunk processor, shared with the worker */
+extern bool ApBatchStep(const char *batch_id, int chunk_size);
+extern char *ApClaimNextBatch(void);
+
+/* worker.c */
+extern void ApWorkerInit(void);
+extern void ApWakeWorker(void);
 
 #endif							/* APPROVALS_H */

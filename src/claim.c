@@ -494,8 +494,8 @@ PolicyLookup(const char *tenant, const char *resource_type, const char *kind,
  * Idempotency: record (requester, key) -> claim id, or find the first call's
  * claim.  Returns the existing claim id, or NULL when this call is the first.
  */
-static char *
-IdempotencyClaim(const char *scope, const char *requester, const char *key,
+char *
+ApIdempotencyLookup(const char *scope, const char *requester, const char *key,
 				 Datum request, const char *object_id)
 {
 	static const char *insert_sql =
@@ -648,7 +648,7 @@ approvals_submit(PG_FUNCTION_ARGS)
 
 	if (idem_key)
 	{
-		existing = IdempotencyClaim("claim", call.caller.actor, idem_key,
+		existing = ApIdempotencyLookup("claim", call.caller.actor, idem_key,
 									ApTextArrayFromArgs(fcinfo, 17), id);
 		if (existing)
 		{

@@ -30,6 +30,7 @@ PG_FUNCTION_INFO_V1(approvals_sees_all_tenants);
 PG_FUNCTION_INFO_V1(approvals_visible_tenants);
 PG_FUNCTION_INFO_V1(approvals_events_append_only);
 PG_FUNCTION_INFO_V1(approvals_json_required);
+PG_FUNCTION_INFO_V1(approvals_json_text_array);
 
 static const char *const expiry_actions[] = {"expire", "escalate", NULL};
 
@@ -248,29 +249,12 @@ approvals_sees_all_tenants(PG_FUNCTION_ARGS)
 Datum
 approvals_visible_tenants(PG_FUNCTION_ARGS)
 {
-	static const char *sql =
-		"SELECT DISTINCT tenant, member FROM approvals.tenant_grants ORDER BY tenant";
 	ApprovalsCall call;
-	char	  **tenants;
-	int			n = 0;
-	int			rows;
 	Datum		result;
 
 	ApResolveCaller(&call.caller, NULL);
 	ApBegin(&call);
-	rows = ApExec(sql, 0, NULL, NULL, NULL, 0);
-	tenants = palloc(sizeof(char *) * Max(rows, 1));
-	for (int i = 0; i < rows; i++)
-	{
-		bool		isnull;
-		Oid			member = DatumGetObjectId(ApGetDatum(i, 2, &isnull));
-		char	   *tenant = ApGetCString(i, 1);
-
-		if (is_member_of_role(call.caller.roleid, member) &&
-			(n == 0 || strcmp(tenants[n - 1], tenant) != 0))
-			tenants[n++] = tenant;
-	}
-	result = SPI_datumTransfer(ApCStringArrayDatum(tenants, n), false, -1);
+	result = SPI_datumTransfer(ApVisibleTenants(call.caller.roleid), false, -1);
 	ApEnd(&call);
 	PG_RETURN_DATUM(result);
 }
@@ -328,4 +312,62 @@ approvals_json_required(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("\"%s\" must be a JSON string", key)));
 	PG_RETURN_TEXT_P(cstring_to_text_with_len(v->val.string.val, v->val.string.len));
+}
+
+/*
+ * approvals.json_text_array(body, key, required): a JSON array of strings
+ * in a request body as text[]; NULL when absent and not required.
+ */
+Datum
+approvals_json_text_array(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *body;
+	char	   *key;
+	bool		required = PG_GETARG_BOOL(2);
+	JsonbValue	vbuf;
+	JsonbValue *v;
+	JsonbContainer *arr;
+	int			n;
+	char	  **items;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("request body must not be null")));
+	body = PG_GETARG_JSONB_P(0);
+	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (!JB_ROOT_IS_OBJECT(body))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("request body must be a JSON object")));
+	v = getKeyJsonValueFromContainer(&body->root, key, strlen(key), &vbuf);
+	if (v == NULL || v->type == jbvNull)
+	{
+		if (required)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("request body needs \"%s\"", key)));
+		PG_RETURN_NULL();
+	}
+	if (v->type != jbvBinary || !JsonContainerIsArray(v->val.binary.data))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" must be a JSON array of strings", key)));
+	arr = v->val.binary.data;
+	n = JsonContainerSize(arr);
+	items = palloc(sizeof(char *) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+	{
+		JsonbValue *e = getIthJsonbValueFromContainer(arr, i);
+
+		if (e->type == jbvNull)
+			items[i] = NULL;
+		else if (e->type == jbvString)
+			items[i] = pnstrdup(e->val.string.val, e->val.string.len);
+		else
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"%s\" must be a JSON array of strings", key)));
+	}
+	PG_RETURN_DATUM(ApCStringArrayDatum(items, n));
 }

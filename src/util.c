@@ -204,6 +204,34 @@ ApTenantAllowed(const ApprovalsCaller *caller, const char *tenant)
 	return false;
 }
 
+/*
+ * The tenants granted to roleid or a role it belongs to, as text[].
+ * Must be called while connected to SPI and switched to the owner.
+ */
+Datum
+ApVisibleTenants(Oid roleid)
+{
+	static const char *sql =
+		"SELECT DISTINCT tenant, member FROM approvals.tenant_grants ORDER BY tenant";
+	char	  **tenants;
+	int			n = 0;
+	int			rows;
+
+	rows = ApExec(sql, 0, NULL, NULL, NULL, 0);
+	tenants = palloc(sizeof(char *) * Max(rows, 1));
+	for (int i = 0; i < rows; i++)
+	{
+		bool		isnull;
+		Oid			member = DatumGetObjectId(ApGetDatum(i, 2, &isnull));
+		char	   *tenant = ApGetCString(i, 1);
+
+		if (is_member_of_role(roleid, member) &&
+			(n == 0 || strcmp(tenants[n - 1], tenant) != 0))
+			tenants[n++] = tenant;
+	}
+	return ApCStringArrayDatum(tenants, n);
+}
+
 /* 42501 unless the caller may act on the tenant. */
 void
 ApRequireTenant(const ApprovalsCaller *caller, const char *tenant, const char *what)
@@ -255,6 +283,26 @@ static char *user_search_path = NULL;
 void
 ApBegin(ApprovalsCall *call)
 {
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ApEnterSafe(call);
+}
+
+/* Leave a call begun with ApBegin (on success; abort undoes it otherwise). */
+void
+ApEnd(ApprovalsCall *call)
+{
+	ApLeaveSafe(call);
+	SPI_finish();
+}
+
+/*
+ * The part of ApBegin that needs no SPI connection: safe search_path and
+ * owner identity (for callers that manage SPI and transactions themselves).
+ */
+void
+ApEnterSafe(ApprovalsCall *call)
+{
 	call->outer_user_path = user_search_path;
 	user_search_path = MemoryContextStrdup(TopTransactionContext,
 										   namespace_search_path ? namespace_search_path : "");
@@ -262,17 +310,14 @@ ApBegin(ApprovalsCall *call)
 	(void) set_config_option("search_path", "pg_catalog, approvals, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	ApBecomeOwner(&call->sw);
 }
 
-/* Leave a call begun with ApBegin (on success; abort undoes it otherwise). */
+/* Undo ApEnterSafe. */
 void
-ApEnd(ApprovalsCall *call)
+ApLeaveSafe(ApprovalsCall *call)
 {
 	ApRestoreUser(&call->sw);
-	SPI_finish();
 	AtEOXact_GUC(true, call->guc_nest);
 	user_search_path = call->outer_user_path;
 }
@@ -334,6 +379,7 @@ ApExec(const char *sql, int nargs, const Oid *argtypes,
 	bool		found;
 	char		nulls[FUNC_MAX_ARGS];
 	int			rc;
+	MemoryContext caller_cxt;
 
 	if (plan_cache == NULL)
 	{
@@ -366,7 +412,9 @@ ApExec(const char *sql, int nargs, const Oid *argtypes,
 	for (int i = 0; i < nargs; i++)
 		nulls[i] = (isnull && isnull[i]) ? 'n' : ' ';
 
+	caller_cxt = CurrentMemoryContext;
 	rc = SPI_execute_plan(entry->plan, (Datum *) values, nulls, false, tcount);
+	MemoryContextSwitchTo(caller_cxt);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed (%s) for \"%s\"",
 			 SPI_result_code_string(rc), sql);
