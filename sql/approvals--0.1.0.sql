@@ -490,6 +490,28 @@ CREATE FUNCTION approvals.purge_batches(older_than interval) RETURNS integer
 COMMENT ON FUNCTION approvals.purge_batches(interval) IS
     'Delete finished batches (and their items) older than that; the audit events stay';
 
+CREATE VIEW approvals.batch_progress WITH (security_invoker = true) AS
+SELECT b.id AS batch_id,
+       b.status,
+       b.processed_count,
+       b.total_claims,
+       round(100.0 * b.processed_count / nullif(b.total_claims, 0), 1) AS percent,
+       round((b.processed_count / nullif(extract(epoch FROM
+             coalesce(b.completed_at, b.cancelled_at, now()) - b.started_at), 0))::numeric, 1)
+           AS claims_per_second,
+       CASE WHEN b.status = 'processing' AND b.processed_count > 0 THEN
+           (coalesce(b.completed_at, now()) - b.started_at)
+           * ((b.total_claims - b.processed_count)::float8 / b.processed_count)
+       END AS estimated_time_left,
+       b.queued_at - b.created_at AS time_to_queue,
+       b.started_at - b.queued_at AS time_in_queue,
+       coalesce(b.completed_at, b.cancelled_at, now()) - b.started_at AS time_processing,
+       b.worker_pid,
+       b.attempts
+FROM approvals.batches b;
+COMMENT ON VIEW approvals.batch_progress IS
+    'Progress of every batch: processed/total, percent, claims per second, estimated time left, worker pid';
+
 -- ---------------------------------------------------------------------------
 -- JSON layer for batches (seed 000: bulk approval processor)
 -- ---------------------------------------------------------------------------
@@ -623,6 +645,7 @@ GRANT EXECUTE ON FUNCTION approvals.batch_results(text),
       approvals.json_text_array(jsonb, text, boolean)
       TO approvals_reader;
 GRANT EXECUTE ON FUNCTION approvals.purge_batches(interval) TO approvals_admin;
+GRANT SELECT ON approvals.batch_progress TO approvals_reader;
 GRANT EXECUTE ON FUNCTION approvals.expire_due(),
       approvals.set_policy(text, text, text, text[], integer, numeric, interval, text, boolean),
       approvals.set_handler(text, regprocedure),

@@ -5,8 +5,11 @@
  *
  * Every function locks the claim row it changes (FOR UPDATE), so concurrent
  * decisions on one claim serialize and the later one sees the earlier one's
- * result.  Submissions of one resource serialize on a transaction-level
- * advisory lock on (tenant, resource_type, resource_id).
+ * result.  Submissions of one resource serialize on the unique index of
+ * pending claims: supersede the pending claim, insert with ON CONFLICT DO
+ * NOTHING (which waits for a concurrent inserter), and on a conflict
+ * supersede the winner and try again.  No lock-table entries accumulate, so
+ * a transaction may submit any number of claims.
  */
 #include "postgres.h"
 
@@ -14,11 +17,9 @@
 #include "access/xact.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
-#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
-#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
@@ -37,8 +38,8 @@ PG_FUNCTION_INFO_V1(approvals_expire_due);
 static const char *const priorities[] = {"low", "normal", "high", "urgent", NULL};
 static const char *const outcomes[] = {"approved", "rejected", "abstained", NULL};
 
-/* Advisory lock tag field 4 for "one resource" locks (pg_locks.objsubid). */
-#define AP_RESOURCE_LOCK_SPACE	0x4150
+/* How often submit retries when concurrent submissions of one resource race */
+#define SUBMIT_RETRIES	10
 
 /* The decision-relevant state of one claim, loaded under a row lock. */
 typedef struct ClaimState
@@ -421,23 +422,6 @@ ApCheckRequiredApprovals(int required, bool has_route, int n_approvers)
 						required, n_approvers)));
 }
 
-/* Serialize submissions of one resource until the end of the transaction. */
-static void
-LockResource(const char *tenant, const char *resource_type, const char *resource_id)
-{
-	StringInfoData key;
-	uint64		h;
-	LOCKTAG		tag;
-
-	initStringInfo(&key);
-	appendStringInfo(&key, "%c%s%c%s%c%s", tenant ? 't' : 'n', tenant ? tenant : "",
-					 0x1f, resource_type, 0x1f, resource_id);
-	h = DatumGetUInt64(hash_any_extended((unsigned char *) key.data, key.len, 0));
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
-						 AP_RESOURCE_LOCK_SPACE);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-}
-
 /* The policy that applies at submit, if any. */
 typedef struct PolicyMatch
 {
@@ -526,6 +510,17 @@ ApIdempotencyLookup(const char *scope, const char *requester, const char *key,
 				 errdetail("The first call with this key created %s \"%s\".",
 						   scope, ApGetCString(0, 2))));
 	return ApGetCString(0, 2);
+}
+
+/* Does a claim with this id exist? */
+static bool
+ClaimExists(const char *claim_id)
+{
+	static const char *sql = "SELECT 1 FROM approvals.claims WHERE id = $1";
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(claim_id)};
+
+	return ApExec(sql, 1, types, values, NULL, 1) == 1;
 }
 
 /* Cancel the resource's pending claim (if any) in favour of a new one. */
@@ -658,8 +653,6 @@ approvals_submit(PG_FUNCTION_ARGS)
 		}
 	}
 
-	LockResource(tenant, resource_type, resource_id);
-
 	PolicyLookup(tenant, resource_type, kind, &pm);
 	if (approvers)
 	{
@@ -680,8 +673,7 @@ approvals_submit(PG_FUNCTION_ARGS)
 										 pm.auto_approve_below)))
 		auto_approve = true;
 
-	SupersedePending(tenant, resource_type, resource_id, call.caller.actor, id);
-
+	for (int attempt = 0;; attempt++)
 	{
 		static const char *sql =
 			"INSERT INTO approvals.claims (id, tenant, resource_type, resource_id, kind, "
@@ -690,7 +682,7 @@ approvals_submit(PG_FUNCTION_ARGS)
 			"allow_self_approval, on_expiry, expires_in, expires_at, idempotency_key) "
 			"VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $12, $13, $14, "
 			"$15, $16, CASE WHEN $15 IS NULL THEN NULL ELSE 1 END, $15[1], $17, $18, $19, "
-			"coalesce($20, now() + $19), $21) ON CONFLICT (id) DO NOTHING";
+			"coalesce($20, now() + $19), $21) ON CONFLICT DO NOTHING";
 		Oid			types[21] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
 			TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, NUMERICOID, TEXTOID, TEXTOID,
 			TEXTARRAYOID, INT4OID, BOOLOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID, TEXTOID};
@@ -724,11 +716,20 @@ approvals_submit(PG_FUNCTION_ARGS)
 		nulls[20] = (idem_key == NULL);
 		values[20] = idem_key ? CStringGetTextDatum(idem_key) : (Datum) 0;
 
-		if (ApExec(sql, 21, types, values, nulls, 0) != 1)
+		SupersedePending(tenant, resource_type, resource_id, call.caller.actor, id);
+		if (ApExec(sql, 21, types, values, nulls, 0) == 1)
+			break;
+		if (ClaimExists(id))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("claim \"%s\" already exists", id),
 					 errhint("Omit id to have one generated.")));
+		if (attempt >= SUBMIT_RETRIES)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not submit resource \"%s\": concurrent submissions kept conflicting",
+							resource_id),
+					 errhint("Retry the transaction.")));
 	}
 
 	if (!ClaimLoadForUpdate(id, &st))
