@@ -14,7 +14,7 @@ OBJS       = src/approvals.o src/util.o src/claim.o src/policy.o src/batch.o src
 DATA       = $(wildcard sql/approvals--*.sql)
 PGFILEDESC = "approvals - approval workflows and bulk approval batches"
 
-REGRESS      = claims
+REGRESS      = claims batches
 REGRESS_OPTS = --load-extension=approvals
 ISOLATION      = decide_race resubmit_race
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=approvals

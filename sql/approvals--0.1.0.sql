@@ -607,7 +607,7 @@ COMMENT ON FUNCTION approvals.api_cancel_batch(text) IS
 -- ---------------------------------------------------------------------------
 -- Privileges: PUBLIC gets nothing; each group role gets what it needs.
 -- ---------------------------------------------------------------------------
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA approvals FROM PUBLIC;
+REVOKE ALL ON ALL ROUTINES IN SCHEMA approvals FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION approvals.sees_all_tenants(), approvals.visible_tenants(),
       approvals.json_ts(timestamptz), approvals.json_required(jsonb, text),
       approvals.api_approval(approvals.claims)

@@ -874,7 +874,8 @@ approvals_cancel_claim(PG_FUNCTION_ARGS)
 	Datum		result;
 
 	ApResolveCaller(&call.caller, actor_arg);
-	is_admin = ApHasRole(call.caller.roleid, AP_ROLE_ADMIN);
+	is_admin = ApHasRole(call.caller.roleid, AP_ROLE_ADMIN) ||
+		ApHasRole(call.caller.roleid, AP_ROLE_PLATFORM);
 	if (!is_admin)
 		ApRequireRole(call.caller.roleid, AP_ROLE_REQUESTER, "cancel claims");
 	claim_id = ApRequiredCString(fcinfo, 0, "claim_id");
@@ -889,7 +890,7 @@ approvals_cancel_claim(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("\"%s\" may not cancel claim \"%s\" requested by \"%s\"",
 						call.caller.actor, claim_id, st.requester),
-				 errhint("Only the requester or an approvals_admin may cancel a claim.")));
+				 errhint("Only the requester, an approvals_admin or an approvals_platform member may cancel a claim.")));
 	if (strcmp(st.status, "pending") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
