@@ -25,6 +25,7 @@
 #include "storage/latch.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -186,16 +187,28 @@ static void
 NotifyBatch(const char *batch_id)
 {
 	static const char *sql =
-		"SELECT pg_catalog.json_build_object('batch_id', id, 'status', status, "
-		"'total_claims', total_claims, 'processed_count', processed_count, "
-		"'approved_count', approved_count, 'rejected_count', rejected_count, "
-		"'failed_count', failed_count, 'reverted_count', reverted_count)::text "
-		"FROM approvals.batches WHERE id = $1";
+		"SELECT status, total_claims, processed_count, approved_count, rejected_count, "
+		"failed_count, reverted_count FROM approvals.batches WHERE id = $1";
+	static const char *const counters[] = {"total_claims", "processed_count",
+		"approved_count", "rejected_count", "failed_count", "reverted_count"};
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(batch_id)};
+	StringInfoData buf;
 
-	if (ApExec(sql, 1, types, values, NULL, 1) == 1)
-		ApNotify(ApGetCString(0, 1));
+	if (ApExec(sql, 1, types, values, NULL, 1) != 1)
+		return;
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	ApJsonAppendPair(&buf, "batch_id", batch_id);
+	ApJsonAppendPair(&buf, "status", ApGetCString(0, 1));
+	for (int i = 0; i < 6; i++)
+	{
+		appendStringInfoChar(&buf, ',');
+		escape_json(&buf, counters[i]);
+		appendStringInfo(&buf, ":%s", ApGetCString(0, i + 2));
+	}
+	appendStringInfoChar(&buf, '}');
+	ApNotify(buf.data);
 }
 
 /* ------------------------------------------------------------------------
