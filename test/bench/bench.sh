@@ -28,9 +28,11 @@ ap_build "$AP_CLUSTER/build.log" || { tail -n 40 "$AP_CLUSTER/build.log"; ap_die
 ap_start || ap_die "the bench cluster did not start"
 trap 'ap_stop >/dev/null 2>&1 || true' EXIT
 
-q() { ap_psql -d approvals_bench -Atq "$@"; }
-PGOPTIONS="-c client_min_messages=warning" ap_psql -q -d postgres -c "DROP DATABASE IF EXISTS approvals_bench" -c "CREATE DATABASE approvals_bench"
-q -c "CREATE EXTENSION approvals"
+# The worker runs in approvals.database (postgres), so the benchmark uses that database of
+# its private cluster, with a fresh extension each run.
+q() { PGOPTIONS="-c client_min_messages=warning" ap_psql -d postgres -Atq "$@"; }
+q -c "DROP EXTENSION IF EXISTS approvals CASCADE" -c "DROP TABLE IF EXISTS ids, floor_items" \
+  -c "CREATE EXTENSION approvals"
 echo "submitting $N claims ..."
 q -c "SELECT count(*) FROM generate_series(1, $N) g,
       LATERAL approvals.submit('bench', 'R-' || g, md5(g::text), actor => 'req', amount => g % 100)" >/dev/null
@@ -84,7 +86,7 @@ sleep 1
 worker=$(q <<SQL | tail -n 1
 SELECT id AS bid FROM approvals.create_batch(ARRAY(SELECT id FROM approvals.claims
     WHERE resource_type = 'bench2' ORDER BY id), coordinator => 'coord') \gset
-SELECT extract(epoch FROM completed_at - queued_at) FROM approvals.wait_batch(:'bid', '10 minutes');
+SELECT extract(epoch FROM completed_at - queued_at) FROM approvals.wait_batch(:'bid', '5 minutes');
 SQL
 )
 worker=$(printf '%.3f' "$worker")
