@@ -114,6 +114,15 @@ extern int	ApExec(const char *sql, int nargs, const Oid *argtypes,
 extern Datum ApGetDatum(int row, int col, bool *isnull);
 extern char *ApGetCString(int row, int col);
 
+/* util.c: guarded group application (see ApApplyGroups) */
+#define AP_BACKOFF_MS			10	/* first backoff; doubles per retry */
+#define AP_TRANSIENT_RETRIES	3	/* retries of deadlocks/serialization failures */
+typedef void (*ApGroupApplyFn) (void *state, int lo, int hi);
+typedef void (*ApGroupFailFn) (void *state, int idx, const char *message);
+extern void ApApplyGroups(ApGroupApplyFn apply, ApGroupFailFn fail, void *state,
+						  int lo, int hi, bool guarded, bool auto_retry);
+extern void ApBackoffSleep(long ms);
+
 /* util.c: ids, JSON, NOTIFY */
 extern char *ApNewId(const char *prefix);
 extern void ApJsonAppendPair(StringInfo buf, const char *key, const char *value);

@@ -59,9 +59,6 @@ static const char *const batch_statuses[] = {"pending", "queued", "processing",
 
 /* Lock retries for claims held by other transactions (auto_retry) */
 #define LOCK_RETRIES		5
-#define LOCK_BACKOFF_MS		10
-/* Retries of a group that hit a deadlock or serialization failure */
-#define TRANSIENT_RETRIES	3
 /* A batch whose worker crashed this many times is quarantined */
 #define MAX_ATTEMPTS		3
 
@@ -575,116 +572,6 @@ approvals_start_batch(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(result);
 }
 
-/* ------------------------------------------------------------------------
- * Guarded group application
- * ------------------------------------------------------------------------ */
-
-typedef void (*GroupApplyFn) (void *state, int lo, int hi);
-typedef void (*GroupFailFn) (void *state, int idx, const char *message);
-
-static bool
-IsTransient(int sqlerrcode)
-{
-	return sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
-		sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE ||
-		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
-}
-
-/* Sleep ms milliseconds, interruptibly. */
-static void
-BackoffSleep(long ms)
-{
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 ms, PG_WAIT_EXTENSION);
-	ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
-}
-
-/* Run apply(lo, hi) in a subtransaction; on error return a copy of it. */
-static ErrorData *
-TryInSubxact(GroupApplyFn apply, void *state, int lo, int hi)
-{
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		apply(state, lo, hi);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
-			ReThrowError(edata);
-	}
-	PG_END_TRY();
-	return edata;
-}
-
-/*
- * Apply items [lo, hi) as one group in a subtransaction; when it raises,
- * retry transient errors with backoff, then split the group in halves until
- * each failing item fails alone (reported through fail).
- */
-static void
-ApplyBisect(GroupApplyFn apply, GroupFailFn fail, void *state, int lo, int hi,
-			bool auto_retry)
-{
-	ErrorData  *edata;
-	int			attempt = 0;
-
-	if (lo >= hi)
-		return;
-	for (;;)
-	{
-		edata = TryInSubxact(apply, state, lo, hi);
-		if (edata == NULL)
-			return;
-		if (!(auto_retry && IsTransient(edata->sqlerrcode) && attempt < TRANSIENT_RETRIES))
-			break;
-		FreeErrorData(edata);
-		BackoffSleep(LOCK_BACKOFF_MS << attempt);
-		attempt++;
-	}
-	if (hi - lo == 1)
-	{
-		fail(state, lo, edata->message);
-		FreeErrorData(edata);
-		return;
-	}
-	FreeErrorData(edata);
-	ApplyBisect(apply, fail, state, lo, lo + (hi - lo) / 2, auto_retry);
-	ApplyBisect(apply, fail, state, lo + (hi - lo) / 2, hi, auto_retry);
-}
-
-/*
- * Apply items [lo, hi): straight through when no item has a handler (nothing
- * there can raise but a bug), else guarded.
- */
-static void
-ApplyGroups(GroupApplyFn apply, GroupFailFn fail, void *state, int lo, int hi,
-			bool guarded, bool auto_retry)
-{
-	if (lo >= hi)
-		return;
-	if (!guarded)
-		apply(state, lo, hi);
-	else
-		ApplyBisect(apply, fail, state, lo, hi, auto_retry);
-}
-
 /*
  * Run one set-based statement over a group of claim ids (parameter $1) that
  * returns (claim_id, event_id, resource_type) for the claims whose resource
@@ -930,7 +817,7 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 			}
 			break;
 		}
-		BackoffSleep(LOCK_BACKOFF_MS << attempt);
+		ApBackoffSleep(AP_BACKOFF_MS << attempt);
 	}
 }
 
@@ -1009,8 +896,9 @@ ThresholdExceeded(const BatchInfo *bi, int failed)
 {
 	if (bi->has_max_failures && failed > bi->max_failures)
 		return true;
+	/* in float4, as the ratio was given: 7 of 10 is exactly 0.7, not above it */
 	if (bi->has_max_ratio && bi->total_claims > 0 &&
-		(double) failed > (double) bi->max_ratio * bi->total_claims)
+		(float4) failed / (float4) bi->total_claims > bi->max_ratio)
 		return true;
 	return false;
 }
@@ -1161,7 +1049,7 @@ BatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
 	for (int lo = 0; lo < n; lo += ap_chunk_size)
 	{
 		CHECK_FOR_INTERRUPTS();
-		ApplyGroups(RevertApplyGroup, RevertApplyFailed, &rs,
+		ApApplyGroups(RevertApplyGroup, RevertApplyFailed, &rs,
 					lo, Min(n, lo + ap_chunk_size), guarded, bi->auto_retry);
 	}
 
@@ -1278,7 +1166,7 @@ BatchStepInner(const char *batch_id, int chunk_size)
 	last_position = cs.positions[cs.n - 1];
 
 	ChunkLockAndClassify(&cs, index);
-	ApplyGroups(ChunkApplyGroup, ChunkApplyFailed, &cs, 0, cs.n_apply,
+	ApApplyGroups(ChunkApplyGroup, ChunkApplyFailed, &cs, 0, cs.n_apply,
 				cs.apply_guarded, bi.auto_retry);
 	for (int k = 0; k < cs.n_apply; k++)
 		if (cs.decision[cs.apply_item[k]] == NULL)
@@ -1556,6 +1444,7 @@ approvals_wait_batch(PG_FUNCTION_ARGS)
 	ApprovalsCall call;
 	BatchInfo	bi;
 	TimestampTz deadline;
+	Interval	zero;
 	Datum		result;
 
 	ApResolveCaller(&call.caller, NULL);
@@ -1565,13 +1454,15 @@ approvals_wait_batch(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("timeout must not be null")));
-	deadline = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-													   TimestampTzGetDatum(GetCurrentTimestamp()),
-													   PG_GETARG_DATUM(1)));
-	if (deadline < GetCurrentTimestamp())
+	memset(&zero, 0, sizeof(zero));
+	if (DatumGetBool(DirectFunctionCall2(interval_lt, PG_GETARG_DATUM(1),
+										 IntervalPGetDatum(&zero))))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("timeout must not be negative")));
+	deadline = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+													   TimestampTzGetDatum(GetCurrentTimestamp()),
+													   PG_GETARG_DATUM(1)));
 
 	ApBegin(&call);
 	for (;;)
@@ -1581,7 +1472,7 @@ approvals_wait_batch(PG_FUNCTION_ARGS)
 		if (strcmp(bi.status, "completed") == 0 || strcmp(bi.status, "failed") == 0 ||
 			strcmp(bi.status, "cancelled") == 0 || GetCurrentTimestamp() >= deadline)
 			break;
-		BackoffSleep(50);
+		ApBackoffSleep(50);
 	}
 	result = BatchRowDatum(batch_id);
 	ApEnd(&call);

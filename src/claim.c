@@ -282,6 +282,7 @@ ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 {
 	static const char *handler_sql =
 		"SELECT handler::oid FROM approvals.handlers WHERE resource_type = $1";
+	static const char *claim_sql = "SELECT c FROM approvals.claims c WHERE id = $1";
 	static const char *event_sql = "SELECT e FROM approvals.events e WHERE id = $1";
 	Oid			types[1] = {TEXTOID};
 	Oid			event_types[1] = {INT8OID};
@@ -291,6 +292,8 @@ ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 	Oid			handler;
 	Datum		claim_row;
 	Datum		event_row;
+	SPITupleTable *claim_table;
+	SPITupleTable *event_table;
 	HeapTuple	proctup;
 	Oid			owner;
 	Oid			save_userid;
@@ -304,10 +307,16 @@ ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 		return;
 	handler = DatumGetObjectId(ApGetDatum(0, 1, &isnull));
 
-	claim_row = ClaimRowDatum(claim_id);
+	SPI_freetuptable(SPI_tuptable);
+	values[0] = CStringGetTextDatum(claim_id);
+	if (ApExec(claim_sql, 1, types, values, NULL, 1) != 1)
+		ReportNoClaim(claim_id);
+	claim_table = SPI_tuptable;
+	claim_row = ApGetDatum(0, 1, &isnull);
 	if (ApExec(event_sql, 1, event_types, event_values, NULL, 1) != 1)
 		elog(ERROR, "event " INT64_FORMAT " not found", event_id);
-	event_row = SPI_datumTransfer(ApGetDatum(0, 1, &isnull), false, -1);
+	event_table = SPI_tuptable;
+	event_row = ApGetDatum(0, 1, &isnull);
 
 	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(handler));
 	if (!HeapTupleIsValid(proctup))
@@ -335,6 +344,8 @@ ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 
 	AtEOXact_GUC(true, nest);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+	SPI_freetuptable(claim_table);
+	SPI_freetuptable(event_table);
 }
 
 /* ------------------------------------------------------------------------
@@ -944,46 +955,28 @@ ExpireOne(const char *claim_id)
 	}
 }
 
-/*
- * Run ExpireOne in a subtransaction, so that a handler that raises skips
- * that claim (with a WARNING) instead of failing the whole run.
- */
-static bool
-ExpireOneGuarded(const char *claim_id)
+/* Expire a group of claims (ApApplyGroups callback). */
+static void
+ExpireGroup(void *state, int lo, int hi)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	bool		ok = true;
+	char	  **ids = (char **) state;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
+	for (int i = lo; i < hi; i++)
 	{
-		ExpireOne(claim_id);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
+		CHECK_FOR_INTERRUPTS();
+		ExpireOne(ids[i]);
 	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
+}
 
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
-			ReThrowError(edata);
-		ereport(WARNING,
-				(errmsg("claim \"%s\" was not expired: %s", claim_id, edata->message)));
-		FreeErrorData(edata);
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+/* A claim whose handler refused its expiry stays pending; say so. */
+static void
+ExpireFailed(void *state, int idx, const char *message)
+{
+	char	  **ids = (char **) state;
+
+	ereport(WARNING,
+			(errmsg("claim \"%s\" was not expired: %s", ids[idx], message)));
+	ids[idx] = NULL;
 }
 
 /* approvals.expire_due(): expire or escalate pending claims past expires_at. */
@@ -999,7 +992,7 @@ approvals_expire_due(PG_FUNCTION_ARGS)
 	int			n;
 	int			done = 0;
 	char	  **ids;
-	bool	   *guarded;
+	bool		guarded = false;
 
 	ApResolveCaller(&call.caller, NULL);
 	ApRequireRole(call.caller.roleid, AP_ROLE_ADMIN, "expire claims");
@@ -1007,25 +1000,19 @@ approvals_expire_due(PG_FUNCTION_ARGS)
 	ApBegin(&call);
 	n = ApExec(due_sql, 0, NULL, NULL, NULL, 0);
 	ids = palloc(sizeof(char *) * Max(n, 1));
-	guarded = palloc(sizeof(bool) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
 
 		ids[i] = ApGetCString(i, 1);
-		guarded[i] = DatumGetBool(ApGetDatum(i, 2, &isnull));
+		if (DatumGetBool(ApGetDatum(i, 2, &isnull)))
+			guarded = true;
 	}
+	SPI_freetuptable(SPI_tuptable);
+	ApApplyGroups(ExpireGroup, ExpireFailed, ids, 0, n, guarded, true);
 	for (int i = 0; i < n; i++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		if (!guarded[i])
-		{
-			ExpireOne(ids[i]);
+		if (ids[i] != NULL)
 			done++;
-		}
-		else if (ExpireOneGuarded(ids[i]))
-			done++;
-	}
 	ApEnd(&call);
 	PG_RETURN_INT32(done);
 }

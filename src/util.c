@@ -23,6 +23,9 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/guc.h"
+#include "storage/latch.h"
+#include "utils/wait_event.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 
 #include "approvals.h"
@@ -555,3 +558,113 @@ ApTextArrayFromArgs(FunctionCallInfo fcinfo, int skip_argno)
 	}
 	return ApCStringArrayDatum(items, n);
 }
+
+/* ------------------------------------------------------------------------
+ * Guarded group application: apply items in groups; when a group raises,
+ * retry transient errors with backoff and bisect it in subtransactions until
+ * each failing item fails alone (a few dozen subtransactions at most).
+ * ------------------------------------------------------------------------ */
+
+static bool
+IsTransient(int sqlerrcode)
+{
+	return sqlerrcode == ERRCODE_T_R_DEADLOCK_DETECTED ||
+		sqlerrcode == ERRCODE_T_R_SERIALIZATION_FAILURE ||
+		sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE;
+}
+
+/* Sleep ms milliseconds, interruptibly. */
+void
+ApBackoffSleep(long ms)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* Run apply(lo, hi) in a subtransaction; on error return a copy of it. */
+static ErrorData *
+TryInSubxact(ApGroupApplyFn apply, void *state, int lo, int hi)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		apply(state, lo, hi);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/*
+ * Apply items [lo, hi) as one group in a subtransaction; when it raises,
+ * retry transient errors with backoff, then split the group in halves until
+ * each failing item fails alone (reported through fail).
+ */
+static void
+ApplyBisect(ApGroupApplyFn apply, ApGroupFailFn fail, void *state, int lo, int hi,
+			bool auto_retry)
+{
+	ErrorData  *edata;
+	int			attempt = 0;
+
+	if (lo >= hi)
+		return;
+	for (;;)
+	{
+		edata = TryInSubxact(apply, state, lo, hi);
+		if (edata == NULL)
+			return;
+		if (!(auto_retry && IsTransient(edata->sqlerrcode) && attempt < AP_TRANSIENT_RETRIES))
+			break;
+		FreeErrorData(edata);
+		ApBackoffSleep(AP_BACKOFF_MS << attempt);
+		attempt++;
+	}
+	if (hi - lo == 1)
+	{
+		fail(state, lo, edata->message);
+		FreeErrorData(edata);
+		return;
+	}
+	FreeErrorData(edata);
+	ApplyBisect(apply, fail, state, lo, lo + (hi - lo) / 2, auto_retry);
+	ApplyBisect(apply, fail, state, lo + (hi - lo) / 2, hi, auto_retry);
+}
+
+/*
+ * Apply items [lo, hi): straight through when no item has a handler (nothing
+ * there can raise but a bug), else guarded.
+ */
+void
+ApApplyGroups(ApGroupApplyFn apply, ApGroupFailFn fail, void *state, int lo, int hi,
+			bool guarded, bool auto_retry)
+{
+	if (lo >= hi)
+		return;
+	if (!guarded)
+		apply(state, lo, hi);
+	else
+		ApplyBisect(apply, fail, state, lo, hi, auto_retry);
+}
+
