@@ -109,6 +109,7 @@ extern void ApEnterSafe(ApprovalsCall *call);
 extern void ApLeaveSafe(ApprovalsCall *call);
 extern const char *ApUserSearchPath(void);
 extern void ApUtilInit(void);
+extern bool ApLockExtension(void);
 extern int	ApExec(const char *sql, int nargs, const Oid *argtypes,
 				   const Datum *values, const bool *isnull, long tcount);
 extern Datum ApGetDatum(int row, int col, bool *isnull);

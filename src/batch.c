@@ -1573,6 +1573,10 @@ RunQueuedStepBegin(ApprovalsCall *call)
 {
 	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect_ext failed");
+	if (!ApLockExtension())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"approvals\" was dropped while run_queued was running")));
 	ApEnterSafe(call);
 }
 

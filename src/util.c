@@ -8,6 +8,9 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "storage/lmgr.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
@@ -348,6 +351,24 @@ void
 ApUtilInit(void)
 {
 	RegisterXactCallback(ApXactCallback, NULL);
+}
+
+/*
+ * Lock the extension against DROP EXTENSION for the rest of the transaction
+ * (as the worker and run_queued do before every chunk, so that a concurrent
+ * DROP waits for the chunk instead of deadlocking with it).  Returns false
+ * when the extension is not installed (any more).
+ */
+bool
+ApLockExtension(void)
+{
+	Oid			extoid = get_extension_oid("approvals", true);
+
+	if (!OidIsValid(extoid))
+		return false;
+	LockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+	/* a DROP we waited for has removed it */
+	return get_extension_name(extoid) != NULL;
 }
 
 /* The caller's own search_path, for running user code such as handlers. */

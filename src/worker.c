@@ -242,6 +242,9 @@ StepClaim(void *arg)
 	ApprovalsCall call;
 	char	   *id;
 
+	st->batch_id = NULL;
+	if (!ApLockExtension())
+		return false;
 	ApEnterSafe(&call);
 	id = ApClaimNextBatch();
 	ApLeaveSafe(&call);
@@ -257,6 +260,8 @@ StepChunk(void *arg)
 	ApprovalsCall call;
 	bool		finished;
 
+	if (!ApLockExtension())
+		return true;
 	ApEnterSafe(&call);
 	finished = ApBatchStep(st->batch_id, ap_chunk_size);
 	ApLeaveSafe(&call);
@@ -344,7 +349,7 @@ StepLauncher(void *arg)
 	ApprovalsCall call;
 	bool		isnull;
 
-	ls->installed = OidIsValid(get_extension_oid("approvals", true));
+	ls->installed = ApLockExtension();
 	ls->claimable = 0;
 	if (!ls->installed)
 		return false;

@@ -208,6 +208,7 @@ ap_configure() {
         echo "unix_socket_directories = '$sock'"
         echo "shared_preload_libraries = 'approvals,pg_cron'"
         echo "cron.database_name = 'postgres'"
+        echo "cron.host = '$sock'    # pg_cron connects over the private socket (no TCP here)"
         echo "max_worker_processes = 16"
         echo "logging_collector = off"
         [[ $AP_FSYNC == off ]] && echo "fsync = off"
