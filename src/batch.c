@@ -24,6 +24,7 @@
 #include "pgstat.h"
 #include "storage/latch.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
@@ -573,12 +574,13 @@ approvals_start_batch(PG_FUNCTION_ARGS)
 }
 
 /*
- * Run one set-based statement over a group of claim ids (parameter $1) that
+ * Run one set-based statement over a group of claims (parameter $1: their
+ * ids as text[], or their row locations as tid[]) that
  * returns (claim_id, event_id, resource_type) for the claims whose resource
  * type has a handler, and run those handlers.
  */
 static void
-ApplyStatement(const char *sql, char **ids, int lo, int hi, int nextra,
+ApplyStatement(const char *sql, Oid array_type, Datum array, int nextra,
 			   const Oid *extra_types, const Datum *extra_values, const bool *extra_nulls)
 {
 	Oid			types[6];
@@ -590,8 +592,8 @@ ApplyStatement(const char *sql, char **ids, int lo, int hi, int nextra,
 	char	  **resource_types;
 
 	Assert(nextra < 6);
-	types[0] = TEXTARRAYOID;
-	values[0] = ApCStringArrayDatum(ids + lo, hi - lo);
+	types[0] = array_type;
+	values[0] = array;
 	nulls[0] = false;
 	for (int i = 0; i < nextra; i++)
 	{
@@ -633,7 +635,9 @@ typedef struct ChunkState
 	/* claims that passed every check, to be decided */
 	int			n_apply;
 	int		   *apply_item;
-	char	  **apply_ids;
+	ItemPointerData *apply_tids;	/* row locations of the locked claims */
+	Datum	   *amount;			/* per item: the claim's amount (when known) */
+	bool	   *amount_null;
 	bool		apply_guarded;
 	const char *actor;
 } ChunkState;
@@ -652,7 +656,7 @@ ChunkApplyGroup(void *state, int lo, int hi)
 		"WITH c AS ("
 		"  UPDATE approvals.claims c SET status = $2, reviewer = $3, batch_id = $4, "
 		"    assignee = NULL, decided_at = now(), updated_at = now() "
-		"  WHERE c.id = ANY ($1) AND c.status = 'pending' "
+		"  WHERE c.ctid = ANY ($1) AND c.status = 'pending' "
 		"  RETURNING c.id, c.tenant, c.snapshot_hash, c.resource_type), "
 		"e AS ("
 		"  INSERT INTO approvals.events (claim_id, batch_id, tenant, actor, action, "
@@ -665,12 +669,20 @@ ChunkApplyGroup(void *state, int lo, int hi)
 	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, cs->bi->comment == NULL};
+	Datum	   *tids;
 
 	values[0] = CStringGetTextDatum(cs->bi->decision);
 	values[1] = CStringGetTextDatum(cs->actor);
 	values[2] = CStringGetTextDatum(cs->bi->id);
 	values[3] = cs->bi->comment ? CStringGetTextDatum(cs->bi->comment) : (Datum) 0;
-	ApplyStatement(sql, cs->apply_ids, lo, hi, 4, types, values, nulls);
+	tids = palloc(sizeof(Datum) * (hi - lo));
+	for (int k = lo; k < hi; k++)
+		tids[k - lo] = PointerGetDatum(&cs->apply_tids[k]);
+	ApplyStatement(sql, TIDARRAYOID,
+				   PointerGetDatum(construct_array(tids, hi - lo, TIDOID,
+												   sizeof(ItemPointerData), false,
+												   TYPALIGN_SHORT)),
+				   4, types, values, nulls);
 }
 
 /* A claim whose handler raised: its item fails with the handler's message. */
@@ -682,7 +694,16 @@ ChunkApplyFailed(void *state, int idx, const char *message)
 
 	cs->decision[item] = "failed";
 	cs->error[item] = pstrdup(message);
-	cs->apply_ids[idx] = NULL;
+}
+
+/* Remember an item's claim amount from column col of result row r. */
+static void
+ChunkKeepAmount(ChunkState *cs, int item, int r, int col)
+{
+	Datum		d = ApGetDatum(r, col, &cs->amount_null[item]);
+
+	if (!cs->amount_null[item])
+		cs->amount[item] = datumCopy(d, false, -1);
 }
 
 /* Mark an item failed with one of the fixed item error texts. */
@@ -704,11 +725,12 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 	static const char *lock_sql =
 		"SELECT c.id, c.tenant IS NOT DISTINCT FROM $2, c.requester, c.allow_self_approval, "
 		"coalesce(c.expires_at <= now(), false), "
-		"EXISTS (SELECT 1 FROM approvals.handlers h WHERE h.resource_type = c.resource_type) "
+		"EXISTS (SELECT 1 FROM approvals.handlers h WHERE h.resource_type = c.resource_type), "
+		"c.ctid, c.amount "
 		"FROM approvals.claims c WHERE c.id = ANY ($1) AND c.status = 'pending' "
 		"ORDER BY c.id FOR UPDATE OF c SKIP LOCKED";
 	static const char *classify_sql =
-		"SELECT c.id, c.tenant IS NOT DISTINCT FROM $2, c.status "
+		"SELECT c.id, c.tenant IS NOT DISTINCT FROM $2, c.status, c.amount "
 		"FROM approvals.claims c WHERE c.id = ANY ($1)";
 	Oid			types[2] = {TEXTARRAYOID, TEXTOID};
 	Datum		values[2];
@@ -745,6 +767,7 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 				continue;
 			item = e->item;
 			seen[item] = true;
+			ChunkKeepAmount(cs, item, r, 8);
 			if (!DatumGetBool(ApGetDatum(r, 2, &isnull)))
 				ItemFail(cs, item, ERR_TENANT);
 			else if (strcmp(ApGetCString(r, 3), cs->bi->coordinator) == 0 &&
@@ -755,7 +778,8 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 			else
 			{
 				cs->apply_item[cs->n_apply] = item;
-				cs->apply_ids[cs->n_apply] = cs->claim_ids[item];
+				ItemPointerCopy((ItemPointer) DatumGetPointer(ApGetDatum(r, 7, &isnull)),
+								&cs->apply_tids[cs->n_apply]);
 				cs->n_apply++;
 				if (DatumGetBool(ApGetDatum(r, 6, &isnull)))
 					cs->apply_guarded = true;
@@ -786,6 +810,7 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 			if (e == NULL)
 				continue;
 			seen[e->item] = true;
+			ChunkKeepAmount(cs, e->item, r, 4);
 			if (!DatumGetBool(ApGetDatum(r, 2, &isnull)))
 				ItemFail(cs, e->item, ERR_TENANT);
 			else if (strcmp(ApGetCString(r, 3), "pending") != 0)
@@ -855,17 +880,14 @@ ChunkStoreCounters(ChunkState *cs, int next_position)
 	static const char *sql =
 		"UPDATE approvals.batches SET processed_count = processed_count + $2, "
 		"approved_count = approved_count + $3, rejected_count = rejected_count + $4, "
-		"failed_count = failed_count + $5, "
-		"approved_amount = approved_amount + coalesce((SELECT pg_catalog.sum(amount) "
-		"    FROM approvals.claims WHERE id = ANY ($6)), 0), "
-		"failed_amount = failed_amount + coalesce((SELECT pg_catalog.sum(amount) "
-		"    FROM approvals.claims WHERE id = ANY ($7)), 0), "
+		"failed_count = failed_count + $5, approved_amount = approved_amount + $6, "
+		"failed_amount = failed_amount + $7, "
 		"next_position = $8, updated_at = now() WHERE id = $1 RETURNING failed_count";
-	Oid			types[8] = {TEXTOID, INT4OID, INT4OID, INT4OID, INT4OID, TEXTARRAYOID,
-	TEXTARRAYOID, INT4OID};
+	Oid			types[8] = {TEXTOID, INT4OID, INT4OID, INT4OID, INT4OID, NUMERICOID,
+	NUMERICOID, INT4OID};
 	Datum		values[8];
-	char	  **ok_ids = palloc(sizeof(char *) * cs->n);
-	char	  **failed_ids = palloc(sizeof(char *) * cs->n);
+	Datum		ok_amount = DirectFunctionCall1(int4_numeric, Int32GetDatum(0));
+	Datum		failed_amount = ok_amount;
 	int			n_ok = 0;
 	int			n_failed = 0;
 	bool		approve = strcmp(cs->bi->decision, "approved") == 0;
@@ -873,18 +895,26 @@ ChunkStoreCounters(ChunkState *cs, int next_position)
 
 	for (int i = 0; i < cs->n; i++)
 	{
-		if (strcmp(cs->decision[i], "failed") == 0)
-			failed_ids[n_failed++] = cs->claim_ids[i];
+		bool		failed = strcmp(cs->decision[i], "failed") == 0;
+
+		if (failed)
+			n_failed++;
 		else
-			ok_ids[n_ok++] = cs->claim_ids[i];
+			n_ok++;
+		if (cs->amount_null[i])
+			continue;
+		if (failed)
+			failed_amount = DirectFunctionCall2(numeric_add, failed_amount, cs->amount[i]);
+		else if (approve)
+			ok_amount = DirectFunctionCall2(numeric_add, ok_amount, cs->amount[i]);
 	}
 	values[0] = CStringGetTextDatum(cs->bi->id);
 	values[1] = Int32GetDatum(cs->n);
 	values[2] = Int32GetDatum(approve ? n_ok : 0);
 	values[3] = Int32GetDatum(approve ? 0 : n_ok);
 	values[4] = Int32GetDatum(n_failed);
-	values[5] = ApCStringArrayDatum(ok_ids, approve ? n_ok : 0);
-	values[6] = ApCStringArrayDatum(failed_ids, n_failed);
+	values[5] = ok_amount;
+	values[6] = failed_amount;
 	values[7] = Int32GetDatum(next_position);
 	ApExec(sql, 8, types, values, NULL, 1);
 	return DatumGetInt32(ApGetDatum(0, 1, &isnull));
@@ -969,7 +999,8 @@ RevertApplyGroup(void *state, int lo, int hi)
 	values[1] = CStringGetTextDatum(rs->bi->decision);
 	values[2] = CStringGetTextDatum(rs->actor);
 	values[3] = rs->comment ? CStringGetTextDatum(rs->comment) : (Datum) 0;
-	ApplyStatement(sql, rs->ids, lo, hi, 4, types, values, nulls);
+	ApplyStatement(sql, TEXTARRAYOID, ApCStringArrayDatum(rs->ids + lo, hi - lo),
+				   4, types, values, nulls);
 }
 
 /* A claim whose handler refused the revert stays decided; say why. */
@@ -1141,7 +1172,11 @@ BatchStepInner(const char *batch_id, int chunk_size)
 	cs.decision = palloc0(sizeof(char *) * cs.n);
 	cs.error = palloc0(sizeof(char *) * cs.n);
 	cs.apply_item = palloc(sizeof(int) * cs.n);
-	cs.apply_ids = palloc(sizeof(char *) * cs.n);
+	cs.apply_tids = palloc(sizeof(ItemPointerData) * cs.n);
+	cs.amount = palloc0(sizeof(Datum) * cs.n);
+	cs.amount_null = palloc(sizeof(bool) * cs.n);
+	for (int i = 0; i < cs.n; i++)
+		cs.amount_null[i] = true;
 
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = AP_MAX_ID + 1;
