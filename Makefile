@@ -16,7 +16,7 @@ PGFILEDESC = "approvals - approval workflows and bulk approval batches"
 
 REGRESS      = claims batches
 REGRESS_OPTS = --load-extension=approvals
-ISOLATION      = decide_race resubmit_race notify
+ISOLATION      = decide_race resubmit_race notify batch_vs_decide batch_overlap batch_cancel
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=approvals
 
 PG_CONFIG ?= pg_config

@@ -81,6 +81,7 @@ typedef struct ApprovalsCall
 	ApprovalsPrivSwitch sw;
 	int			guc_nest;
 	char	   *outer_user_path;
+	bool		outer_user_seqscan;
 } ApprovalsCall;
 
 /* util.c: arguments */
@@ -108,6 +109,7 @@ extern void ApEnd(ApprovalsCall *call);
 extern void ApEnterSafe(ApprovalsCall *call);
 extern void ApLeaveSafe(ApprovalsCall *call);
 extern const char *ApUserSearchPath(void);
+extern bool ApUserEnableSeqscan(void);
 extern void ApUtilInit(void);
 extern bool ApLockExtension(void);
 extern int	ApExec(const char *sql, int nargs, const Oid *argtypes,

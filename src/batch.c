@@ -15,6 +15,8 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/hashfn.h"
+#include "storage/lock.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -60,6 +62,8 @@ static const char *const batch_statuses[] = {"pending", "queued", "processing",
 
 /* Lock retries for claims held by other transactions (auto_retry) */
 #define LOCK_RETRIES		5
+/* Advisory lock tag field 4 of the batch queue lock (pg_locks.objsubid) */
+#define AP_BATCH_LOCK_SPACE	0x4150
 /* A batch whose worker crashed this many times is quarantined */
 #define MAX_ATTEMPTS		3
 
@@ -126,6 +130,25 @@ BatchFromRow(BatchInfo *bi, int row)
 	bi->owner_alive = DatumGetBool(ApGetDatum(row, 16, &isnull));
 }
 
+/*
+ * Queue fairly for a batch: a transaction-level heavyweight lock on its id,
+ * taken before the row lock by every step that changes the batch.  Waiters
+ * on a row lock are not served in order, so without it a cancel waiting for
+ * the current chunk could lose the row to the next chunk again and again;
+ * the lock manager grants this lock first come, first served.
+ */
+static void
+BatchQueueLock(const char *batch_id)
+{
+	LOCKTAG		tag;
+	uint64		h = DatumGetUInt64(hash_any_extended((const unsigned char *) batch_id,
+													 strlen(batch_id), 0));
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
+						 AP_BATCH_LOCK_SPACE);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
 /* Load (and with lock, lock) a batch; false when it does not exist. */
 static bool
 BatchLoad(const char *batch_id, bool lock, BatchInfo *bi)
@@ -137,6 +160,8 @@ BatchLoad(const char *batch_id, bool lock, BatchInfo *bi)
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(batch_id)};
 
+	if (lock)
+		BatchQueueLock(batch_id);
 	if (ApExec(lock ? sql_lock : sql_plain, 1, types, values, NULL, 1) == 0)
 		return false;
 	BatchFromRow(bi, 0);
@@ -275,7 +300,11 @@ InsertItems(const char *batch_id, Datum ids, int offset)
 	ApExec(sql, 3, types, values, NULL, 0);
 }
 
-/* Recompute a batch's total_claims and total_amount from its items. */
+/*
+ * Recompute a batch's total_claims and total_amount from its items (amounts
+ * of the batch's own tenant only: another tenant's claim will fail, and its
+ * amount is not the coordinator's to see).
+ */
 static void
 RecountBatch(const char *batch_id)
 {
@@ -285,7 +314,7 @@ RecountBatch(const char *batch_id)
 		"                WHERE i.batch_id = b.id), "
 		"total_amount = coalesce((SELECT pg_catalog.sum(c.amount) "
 		"                FROM approvals.batch_items i JOIN approvals.claims c ON c.id = i.claim_id "
-		"                WHERE i.batch_id = b.id), 0), "
+		"                WHERE i.batch_id = b.id AND c.tenant IS NOT DISTINCT FROM b.tenant), 0), "
 		"updated_at = now() WHERE id = $1";
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(batch_id)};
@@ -1361,16 +1390,6 @@ approvals_cancel_batch(PG_FUNCTION_ARGS)
 		reverted = BatchRevert(&bi, call.caller.actor,
 							   comment ? comment : "batch cancelled");
 	BatchFinish(batch_id, "cancelled", NULL);
-	if (comment)
-	{
-		static const char *csql =
-			"UPDATE approvals.batches SET comment = $2 WHERE id = $1";
-		Oid			ctypes[2] = {TEXTOID, TEXTOID};
-		Datum		cvalues[2] = {CStringGetTextDatum(batch_id), CStringGetTextDatum(comment)};
-
-		ApExec(csql, 2, ctypes, cvalues, NULL, 0);
-	}
-
 	values[0] = CStringGetTextDatum(batch_id);
 	ApExec(sql, 1, types, values, NULL, 1);
 	cols[0] = CStringGetTextDatum(batch_id);

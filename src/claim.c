@@ -275,7 +275,8 @@ ArrayContains(char **items, int n, const char *value)
 /*
  * Run the handler registered for resource_type (if any) with the claim row
  * and the event row, as the handler's owner and with the caller's
- * search_path.  An error propagates: the state change does not happen.
+ * search_path (and planner settings).  An error propagates: the state change
+ * does not happen.
  */
 void
 ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
@@ -331,6 +332,9 @@ ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	nest = NewGUCNestLevel();
 	(void) set_config_option("search_path", ApUserSearchPath(),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	(void) set_config_option("enable_seqscan", ApUserEnableSeqscan() ? "on" : "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 

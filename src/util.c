@@ -26,6 +26,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/guc.h"
+#include "optimizer/cost.h"
 #include "storage/latch.h"
 #include "utils/wait_event.h"
 #include "utils/resowner.h"
@@ -280,6 +281,8 @@ ApRestoreUser(ApprovalsPrivSwitch *sw)
 
 /* The search_path the caller had when the outermost approvals call began. */
 static char *user_search_path = NULL;
+/* ... and its enable_seqscan */
+static bool user_enable_seqscan = true;
 
 /*
  * Enter a call: remember the caller's search_path (handlers run with it),
@@ -312,8 +315,21 @@ ApEnterSafe(ApprovalsCall *call)
 	call->outer_user_path = user_search_path;
 	user_search_path = MemoryContextStrdup(TopTransactionContext,
 										   namespace_search_path ? namespace_search_path : "");
+	call->outer_user_seqscan = user_enable_seqscan;
+	user_enable_seqscan = enable_seqscan;
 	call->guc_nest = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, approvals, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+
+	/*
+	 * Every statement of ours is meant to be an index lookup (by claim id,
+	 * batch id and position, or a partial index).  Statistics taken while a
+	 * table held only dead rows, or before a bulk load in this transaction,
+	 * must not turn them into sequential scans repeated per id: steer the
+	 * planner away from those (it still scans where no index applies).
+	 */
+	(void) set_config_option("enable_seqscan", "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 	ApBecomeOwner(&call->sw);
@@ -325,6 +341,7 @@ ApLeaveSafe(ApprovalsCall *call)
 {
 	ApRestoreUser(&call->sw);
 	AtEOXact_GUC(true, call->guc_nest);
+	user_enable_seqscan = call->outer_user_seqscan;
 	user_search_path = call->outer_user_path;
 }
 
@@ -376,6 +393,13 @@ const char *
 ApUserSearchPath(void)
 {
 	return user_search_path ? user_search_path : "\"$user\", public";
+}
+
+/* The caller's own enable_seqscan, likewise. */
+bool
+ApUserEnableSeqscan(void)
+{
+	return user_enable_seqscan;
 }
 
 /* ------------------------------------------------------------------------
