@@ -306,20 +306,33 @@ InsertItems(const char *batch_id, Datum ids, int offset)
  * amount is not the coordinator's to see).
  */
 static void
-RecountBatch(const char *batch_id)
+RecountBatch(const char *batch_id, const char *tenant)
 {
-	static const char *sql =
-		"UPDATE approvals.batches b SET "
-		"total_claims = (SELECT pg_catalog.count(*) FROM approvals.batch_items i "
-		"                WHERE i.batch_id = b.id), "
-		"total_amount = coalesce((SELECT pg_catalog.sum(c.amount) "
-		"                FROM approvals.batch_items i JOIN approvals.claims c ON c.id = i.claim_id "
-		"                WHERE i.batch_id = b.id AND c.tenant IS NOT DISTINCT FROM b.tenant), 0), "
+	static const char *items_sql =
+		"SELECT pg_catalog.count(*)::integer, "
+		"coalesce(pg_catalog.array_agg(claim_id), '{}') "
+		"FROM approvals.batch_items WHERE batch_id = $1";
+	static const char *sum_sql =
+		"SELECT coalesce(pg_catalog.sum(amount), 0) FROM approvals.claims "
+		"WHERE id = ANY ($1) AND tenant IS NOT DISTINCT FROM $2";
+	static const char *update_sql =
+		"UPDATE approvals.batches SET total_claims = $2, total_amount = $3, "
 		"updated_at = now() WHERE id = $1";
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(batch_id)};
+	Oid			types[3] = {TEXTOID, INT4OID, NUMERICOID};
+	Oid			sum_types[2] = {TEXTARRAYOID, TEXTOID};
+	Datum		values[3];
+	Datum		sum_values[2];
+	bool		sum_nulls[2] = {false, tenant == NULL};
+	bool		isnull;
 
-	ApExec(sql, 1, types, values, NULL, 0);
+	values[0] = CStringGetTextDatum(batch_id);
+	ApExec(items_sql, 1, types, values, NULL, 1);
+	values[1] = ApGetDatum(0, 1, &isnull);
+	sum_values[0] = ApGetDatum(0, 2, &isnull);
+	sum_values[1] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
+	ApExec(sum_sql, 2, sum_types, sum_values, sum_nulls, 1);
+	values[2] = ApGetDatum(0, 1, &isnull);
+	ApExec(update_sql, 3, types, values, NULL, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -420,7 +433,7 @@ approvals_create_batch(PG_FUNCTION_ARGS)
 	ApExec(sql, 12, types, values, nulls, 0);
 
 	InsertItems(id, PG_GETARG_DATUM(0), 0);
-	RecountBatch(id);
+	RecountBatch(id, tenant);
 	if (start)
 		ApWakeWorker();
 
@@ -505,7 +518,7 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 
 		ApExec(comment_sql, 2, ctypes, cvalues, NULL, 0);
 	}
-	RecountBatch(batch_id);
+	RecountBatch(batch_id, bi.tenant);
 
 	result = BatchRowDatum(batch_id);
 	ApEnd(&call);
@@ -996,6 +1009,12 @@ typedef struct RevertState
 	const char *comment;
 } RevertState;
 
+/* Has the resource of claim c got another pending claim since? */
+#define REVERT_SIBLING \
+	"EXISTS (SELECT 1 FROM approvals.claims p WHERE p.resource_type = c.resource_type " \
+	"AND p.resource_id = c.resource_id AND p.status = 'pending' " \
+	"AND p.tenant IS NOT DISTINCT FROM c.tenant)"
+
 /* Put a group of claims the batch decided back to pending (set-based). */
 static void
 RevertApplyGroup(void *state, int lo, int hi)
@@ -1003,14 +1022,10 @@ RevertApplyGroup(void *state, int lo, int hi)
 	static const char *sql =
 		"WITH c AS ("
 		"  UPDATE approvals.claims c SET "
-		"    status = CASE WHEN s.sibling THEN 'cancelled' ELSE 'pending' END, "
-		"    decided_at = CASE WHEN s.sibling THEN now() END, "
+		"    status = CASE WHEN " REVERT_SIBLING " THEN 'cancelled' ELSE 'pending' END, "
+		"    decided_at = CASE WHEN " REVERT_SIBLING " THEN now() END, "
 		"    reviewer = NULL, assignee = c.approvers[c.route_position], updated_at = now() "
-		"  FROM (SELECT c2.id, EXISTS (SELECT 1 FROM approvals.claims p WHERE p.status = 'pending' "
-		"          AND p.tenant IS NOT DISTINCT FROM c2.tenant "
-		"          AND p.resource_type = c2.resource_type AND p.resource_id = c2.resource_id) AS sibling "
-		"        FROM approvals.claims c2 WHERE c2.id = ANY ($1)) s "
-		"  WHERE c.id = s.id AND c.batch_id = $2 AND c.status = $3 "
+		"  WHERE c.id = ANY ($1) AND c.batch_id = $2 AND c.status = $3 "
 		"  RETURNING c.id, c.tenant, c.snapshot_hash, c.resource_type, c.status), "
 		"e AS ("
 		"  INSERT INTO approvals.events (claim_id, batch_id, tenant, actor, action, "
@@ -1051,12 +1066,14 @@ RevertApplyFailed(void *state, int idx, const char *message)
 static int
 BatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
 {
+	static const char *items_select_sql =
+		"SELECT position, claim_id FROM approvals.batch_items "
+		"WHERE batch_id = $1 AND decision = $2";
 	static const char *select_sql =
-		"SELECT i.position, i.claim_id, "
+		"SELECT c.id, "
 		"EXISTS (SELECT 1 FROM approvals.handlers h WHERE h.resource_type = c.resource_type) "
-		"FROM approvals.batch_items i JOIN approvals.claims c ON c.id = i.claim_id "
-		"WHERE i.batch_id = $1 AND i.decision = $2 AND c.batch_id = $1 AND c.status = $2 "
-		"ORDER BY c.id FOR UPDATE OF c";
+		"FROM approvals.claims c WHERE c.id = ANY ($3) AND c.batch_id = $1 AND c.status = $2 "
+		"ORDER BY c.id FOR UPDATE";
 	static const char *items_sql =
 		"UPDATE approvals.batch_items i SET "
 		"decision = CASE WHEN u.error IS NULL THEN 'reverted' ELSE i.decision END, "
@@ -1077,16 +1094,48 @@ BatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
 	Datum		values[3];
 	RevertState rs;
 	int			n;
+	int			n_items;
+	char	  **item_ids;
+	HTAB	   *index;
+	HASHCTL		ctl;
 	bool		guarded = false;
 	int			reverted = 0;
 	Datum	   *pos;
 	char	  **done_ids;
 
+	/*
+	 * The items the batch decided, then their claims, locked in id order:
+	 * two single-table statements, so that no join order can go quadratic.
+	 */
 	values[0] = CStringGetTextDatum(bi->id);
 	values[1] = CStringGetTextDatum(bi->decision);
-	n = ApExec(select_sql, 2, types, values, NULL, 0);
-	if (n == 0)
+	n_items = ApExec(items_select_sql, 2, types, values, NULL, 0);
+	if (n_items == 0)
 		return 0;
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = AP_MAX_ID + 1;
+	ctl.entrysize = sizeof(IdIndexEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	index = hash_create("approvals revert ids", n_items, &ctl,
+						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	item_ids = palloc(sizeof(char *) * n_items);
+	for (int i = 0; i < n_items; i++)
+	{
+		bool		isnull;
+		IdIndexEntry *e;
+
+		item_ids[i] = ApGetCString(i, 2);
+		e = hash_search(index, item_ids[i], HASH_ENTER, NULL);
+		e->item = DatumGetInt32(ApGetDatum(i, 1, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	values[2] = ApCStringArrayDatum(item_ids, n_items);
+	n = ApExec(select_sql, 3, types, values, NULL, 0);
+	if (n == 0)
+	{
+		hash_destroy(index);
+		return 0;
+	}
 
 	memset(&rs, 0, sizeof(rs));
 	rs.bi = bi;
@@ -1099,12 +1148,14 @@ BatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
 	{
 		bool		isnull;
 
-		rs.positions[i] = DatumGetInt32(ApGetDatum(i, 1, &isnull));
-		rs.ids[i] = ApGetCString(i, 2);
-		if (DatumGetBool(ApGetDatum(i, 3, &isnull)))
+		rs.ids[i] = ApGetCString(i, 1);
+		rs.positions[i] = ((IdIndexEntry *) hash_search(index, rs.ids[i], HASH_FIND,
+														NULL))->item;
+		if (DatumGetBool(ApGetDatum(i, 2, &isnull)))
 			guarded = true;
 	}
 	SPI_freetuptable(SPI_tuptable);
+	hash_destroy(index);
 
 	for (int lo = 0; lo < n; lo += ap_chunk_size)
 	{

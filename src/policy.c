@@ -283,27 +283,39 @@ approvals_events_append_only(PG_FUNCTION_ARGS)
 	PG_RETURN_NULL();
 }
 
-/* approvals.json_required(body, key): a required string member of a JSON body. */
-Datum
-approvals_json_required(PG_FUNCTION_ARGS)
+/*
+ * The member key of the JSON object request body (argument 0; key is
+ * argument 1), or NULL when absent or JSON null.
+ */
+static JsonbValue *
+BodyMember(FunctionCallInfo fcinfo, char **key, JsonbValue *vbuf)
 {
 	Jsonb	   *body;
-	char	   *key;
-	JsonbValue	vbuf;
-	JsonbValue *v = NULL;
+	JsonbValue *v;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("request body must not be null")));
 	body = PG_GETARG_JSONB_P(0);
-	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	*key = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (!JB_ROOT_IS_OBJECT(body))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("request body must be a JSON object")));
-	v = getKeyJsonValueFromContainer(&body->root, key, strlen(key), &vbuf);
-	if (v == NULL || v->type == jbvNull)
+	v = getKeyJsonValueFromContainer(&body->root, *key, strlen(*key), vbuf);
+	return (v == NULL || v->type == jbvNull) ? NULL : v;
+}
+
+/* approvals.json_required(body, key): a required string member of a JSON body. */
+Datum
+approvals_json_required(PG_FUNCTION_ARGS)
+{
+	char	   *key;
+	JsonbValue	vbuf;
+	JsonbValue *v = BodyMember(fcinfo, &key, &vbuf);
+
+	if (v == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("request body needs \"%s\"", key)));
@@ -321,27 +333,15 @@ approvals_json_required(PG_FUNCTION_ARGS)
 Datum
 approvals_json_text_array(PG_FUNCTION_ARGS)
 {
-	Jsonb	   *body;
 	char	   *key;
 	bool		required = PG_GETARG_BOOL(2);
 	JsonbValue	vbuf;
-	JsonbValue *v;
+	JsonbValue *v = BodyMember(fcinfo, &key, &vbuf);
 	JsonbContainer *arr;
 	int			n;
 	char	  **items;
 
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("request body must not be null")));
-	body = PG_GETARG_JSONB_P(0);
-	key = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	if (!JB_ROOT_IS_OBJECT(body))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("request body must be a JSON object")));
-	v = getKeyJsonValueFromContainer(&body->root, key, strlen(key), &vbuf);
-	if (v == NULL || v->type == jbvNull)
+	if (v == NULL)
 	{
 		if (required)
 			ereport(ERROR,
