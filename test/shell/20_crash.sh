@@ -14,31 +14,14 @@
 set -uo pipefail
 # shellcheck source=test/lib.sh
 source "$AP_ROOT/test/lib.sh"
+# shellcheck source=test/tap.bash
+source "$AP_ROOT/test/tap.bash"
 export PGCONNECT_TIMEOUT=5
 
 ROUNDS=${AP_CRASH_ROUNDS:-20}     # kill -9 rounds that must land mid-batch
 CLAIMS=3000
 CHUNK=100
 
-N=0
-FAILS=0
-ok() { N=$((N + 1)); echo "ok $N - $*"; }
-not_ok() { N=$((N + 1)); FAILS=$((FAILS + 1)); echo "not ok $N - $*"; }
-check() {
-    if [[ $3 == "$2" ]]; then ok "$1"; else not_ok "$1"; echo "#   expected: $2"; echo "#   got:      $3"; fi
-}
-sql() {
-    timeout -k 5 "${SQL_TIMEOUT:-30}" "$AP_BIN/psql" -X -v ON_ERROR_STOP=1 -h "$AP_PGHOST" \
-        -p "$AP_PGPORT" -U postgres -d postgres -qAt "$@"
-}
-wait_true() {
-    local deadline=$((SECONDS + $1)) r
-    while ((SECONDS < deadline)); do
-        r=$(sql -c "$2" 2>/dev/null) && [[ $r == t ]] && return 0
-        sleep 0.1
-    done
-    [[ $(sql -c "$2" 2>/dev/null) == t ]]
-}
 T0=$SECONDS
 RUN=c$(date +%s)$$
 LOG_START=$(stat -c %s "$AP_LOG" 2>/dev/null || echo 0)

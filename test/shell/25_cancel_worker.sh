@@ -11,18 +11,11 @@
 set -uo pipefail
 # shellcheck source=test/lib.sh
 source "$AP_ROOT/test/lib.sh"
+# shellcheck source=test/tap.bash
+source "$AP_ROOT/test/tap.bash"
+: "${SQL_TIMEOUT:=60}"
 export PGCONNECT_TIMEOUT=5
 
-N=0
-ok() { N=$((N + 1)); echo "ok $N - $*"; }
-not_ok() { N=$((N + 1)); echo "not ok $N - $*"; }
-check() {
-    if [[ $3 == "$2" ]]; then ok "$1"; else not_ok "$1"; echo "#   expected: $2"; echo "#   got:      $3"; fi
-}
-sql() {
-    timeout -k 5 60 "$AP_BIN/psql" -X -v ON_ERROR_STOP=1 -h "$AP_PGHOST" -p "$AP_PGPORT" \
-        -U postgres -d postgres -qAt "$@"
-}
 T0=$SECONDS
 RUN=c$(date +%s)$$
 CLAIMS=20000
@@ -40,7 +33,7 @@ sql -c "SELECT count(*) FROM generate_series(1, $CLAIMS) g,
         LATERAL approvals.submit('cancelw', '$RUN-' || g, 'h', actor => 'usr_req', amount => 1)" >/dev/null
 BATCH=$(sql -c "SELECT id FROM approvals.create_batch(ARRAY(SELECT id FROM approvals.claims
         WHERE resource_id LIKE '$RUN-%' ORDER BY id), coordinator => 'usr_coord')")
-[[ $BATCH == bat_* ]] && ok "batch of $CLAIMS claims queued" || { not_ok "batch queued"; exit 1; }
+if [[ $BATCH == bat_* ]]; then ok "batch of $CLAIMS claims queued"; else not_ok "batch queued"; exit 1; fi
 
 # wait until the worker is well into the batch, then cancel it
 deadline=$((SECONDS + 60))

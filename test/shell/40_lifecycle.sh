@@ -19,31 +19,11 @@
 set -uo pipefail
 # shellcheck source=test/lib.sh
 source "$AP_ROOT/test/lib.sh"
+# shellcheck source=test/tap.bash
+source "$AP_ROOT/test/tap.bash"
+WAIT_INTERVAL=0.2
 export PGCONNECT_TIMEOUT=5
 
-N=0
-FAILS=0
-ok() { N=$((N + 1)); echo "ok $N - $*"; }
-not_ok() { N=$((N + 1)); FAILS=$((FAILS + 1)); echo "not ok $N - $*"; }
-check() {
-    if [[ $3 == "$2" ]]; then ok "$1"; else not_ok "$1"; echo "#   expected: $2"; echo "#   got:      $3"; fi
-}
-# sqld DB QUERY...: psql on DB, unaligned, bounded in time.
-sqld() {
-    local db=$1
-    shift
-    timeout -k 5 "${SQL_TIMEOUT:-30}" "$AP_BIN/psql" -X -v ON_ERROR_STOP=1 -h "$AP_PGHOST" \
-        -p "$AP_PGPORT" -U postgres -d "$db" -qAt "$@"
-}
-sql() { sqld postgres "$@"; }
-wait_true() {
-    local deadline=$((SECONDS + $1)) r
-    while ((SECONDS < deadline)); do
-        r=$(sql -c "$2" 2>/dev/null) && [[ $r == t ]] && return 0
-        sleep 0.2
-    done
-    [[ $(sql -c "$2" 2>/dev/null) == t ]]
-}
 # timed DB SQL: run SQL with a 20 s limit; sets ELAPSED (seconds, 2 decimals) and ERR (its
 # error output); returns psql's status (124 on timeout).
 timed() {

@@ -10,16 +10,12 @@
 set -uo pipefail
 # shellcheck source=test/lib.sh
 source "$AP_ROOT/test/lib.sh"
+# shellcheck source=test/tap.bash
+source "$AP_ROOT/test/tap.bash"
+: "${SQL_TIMEOUT:=60}"
 export PGCONNECT_TIMEOUT=5
 
 CLAIMS=${AP_MEMORY_CLAIMS:-1000000}
-N=0
-ok() { N=$((N + 1)); echo "ok $N - $*"; }
-not_ok() { N=$((N + 1)); echo "not ok $N - $*"; }
-sql() {
-    timeout -k 5 "${SQL_TIMEOUT:-60}" "$AP_BIN/psql" -X -v ON_ERROR_STOP=1 -h "$AP_PGHOST" \
-        -p "$AP_PGPORT" -U postgres -d postgres -qAt "$@"
-}
 T0=$SECONDS
 RUN=m$(date +%s)$$
 
@@ -43,16 +39,20 @@ grand_total() {
     return 1
 }
 
-SQL_TIMEOUT=300 sql -c "INSERT INTO approvals.claims (id, resource_type, resource_id, kind,
+if SQL_TIMEOUT=300 sql -c "INSERT INTO approvals.claims (id, resource_type, resource_id, kind,
         snapshot_hash, status, requester)
     SELECT 'clm_${RUN}_' || g, 'mem', '${RUN}-' || g, 'data_review', 'h', 'pending', 'usr_req'
-    FROM generate_series(1, $CLAIMS) g" >/dev/null \
-    && ok "$CLAIMS pending claims inserted" || { not_ok "$CLAIMS pending claims inserted"; exit 1; }
+    FROM generate_series(1, $CLAIMS) g" >/dev/null; then
+    ok "$CLAIMS pending claims inserted"
+else
+    not_ok "$CLAIMS pending claims inserted"
+    exit 1
+fi
 
 BATCH=$(SQL_TIMEOUT=300 sql -c "SELECT id FROM approvals.create_batch(
     ARRAY(SELECT id FROM approvals.claims WHERE resource_type = 'mem' AND resource_id LIKE '${RUN}-%'),
     coordinator => 'usr_coord', comment => '$RUN')")
-[[ $BATCH == bat_* ]] && ok "batch of $CLAIMS claims queued" || { not_ok "batch queued"; exit 1; }
+if [[ $BATCH == bat_* ]]; then ok "batch of $CLAIMS claims queued"; else not_ok "batch queued"; exit 1; fi
 
 # progress(): processed_count and worker_pid of the batch
 progress() { sql -c "SELECT processed_count || ' ' || coalesce(worker_pid, 0) || ' ' || status
