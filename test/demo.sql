@@ -4,6 +4,7 @@
 \set ON_ERROR_STOP on
 \pset footer off
 SET client_min_messages = warning;
+SELECT now() AS run_started \gset
 
 \echo '== a policy: invoices need two approvals (route usr_mgr_jane -> usr_cfo_sam), below 100 they auto-approve'
 SELECT approvals.set_policy(resource_type => 'invoice', approvers => ARRAY['usr_mgr_jane', 'usr_cfo_sam'],
@@ -42,15 +43,14 @@ FROM generate_series(1, 2000) AS g,
      LATERAL approvals.submit('payout', 'PAY-' || lpad(g::text, 5, '0'), md5('payout' || g),
                               actor => 'usr_alice', amount => 10 + g % 90) AS c;
 SELECT count(*) AS decided_beforehand
-FROM (SELECT id FROM approvals.claims
-      WHERE resource_type = 'payout' AND status = 'pending' ORDER BY resource_id LIMIT 3) AS d,
+FROM (SELECT id FROM approvals.claims WHERE resource_type = 'payout' AND status = 'pending'
+      AND created_at >= :'run_started' ORDER BY resource_id LIMIT 3) AS d,
      LATERAL approvals.decide(d.id, 'rejected', actor => 'usr_mgr_jane') AS x;
 
 SELECT id AS batch_id, status, total_claims, total_amount
 FROM approvals.create_batch(
          ARRAY(SELECT id FROM approvals.claims WHERE resource_type = 'payout'
-               AND (status = 'pending' OR decided_at > now() - interval '1 minute')
-               ORDER BY resource_id LIMIT 2000) || ARRAY['clm_does_not_exist'],
+               AND created_at >= :'run_started' ORDER BY resource_id) || ARRAY['clm_does_not_exist'],
          coordinator => 'usr_coord99', comment => 'End-of-month batch approval') \gset
 
 \echo '== the background worker picks it up at commit; its progress:'
