@@ -121,6 +121,7 @@ COMMENT ON TABLE approvals.policies IS
 CREATE TABLE approvals.handlers (
     resource_type text PRIMARY KEY,
     handler       regprocedure NOT NULL,
+    search_path   text NOT NULL,
     created_at    timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE approvals.handlers IS
@@ -174,6 +175,7 @@ CREATE TABLE approvals.batches (
     created_by        oid NOT NULL,
     next_position     integer NOT NULL DEFAULT 1,
     worker_pid        integer,
+    worker_started    timestamptz,
     attempts          integer NOT NULL DEFAULT 0,
     created_at        timestamptz NOT NULL DEFAULT now(),
     updated_at        timestamptz NOT NULL DEFAULT now(),

@@ -80,7 +80,6 @@ typedef struct ApprovalsCall
 	ApprovalsCaller caller;
 	ApprovalsPrivSwitch sw;
 	int			guc_nest;
-	char	   *outer_user_path;
 	bool		outer_user_seqscan;
 } ApprovalsCall;
 
@@ -108,7 +107,6 @@ extern void ApBegin(ApprovalsCall *call);
 extern void ApEnd(ApprovalsCall *call);
 extern void ApEnterSafe(ApprovalsCall *call);
 extern void ApLeaveSafe(ApprovalsCall *call);
-extern const char *ApUserSearchPath(void);
 extern bool ApUserEnableSeqscan(void);
 extern void ApUtilInit(void);
 extern bool ApLockExtension(void);
@@ -147,7 +145,12 @@ extern void ApRunHandler(const char *resource_type, const char *claim_id, int64 
 
 /* batch.c: the chunk processor, shared with the worker */
 extern bool ApBatchStep(const char *batch_id, int chunk_size);
-extern char *ApClaimNextBatch(void);
+extern char *ApClaimNextBatch(const ApprovalsCaller *caller);
+
+/* A batch whose processing backend is gone: no backend with its pid and start time */
+#define AP_BATCH_ORPHANED \
+	"NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a " \
+	"WHERE a.pid = worker_pid AND a.backend_start = worker_started)"
 
 /* worker.c */
 extern void ApWorkerInit(void);

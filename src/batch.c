@@ -25,6 +25,7 @@
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
@@ -88,14 +89,13 @@ typedef struct BatchInfo
 	int			next_position;
 	int			attempts;
 	int			worker_pid;
-	bool		owner_alive;
+	Oid			created_by;		/* the role that created it (its owner) */
 } BatchInfo;
 
 #define BATCH_COLUMNS \
 	"id, tenant, coordinator, comment, action, status, total_claims, failed_count, " \
 	"max_failures, max_failure_ratio, on_threshold, auto_retry, next_position, attempts, " \
-	"coalesce(worker_pid, 0), " \
-	"EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = worker_pid)"
+	"coalesce(worker_pid, 0), created_by"
 
 /* ------------------------------------------------------------------------
  * Loading batches
@@ -127,7 +127,7 @@ BatchFromRow(BatchInfo *bi, int row)
 	bi->next_position = DatumGetInt32(ApGetDatum(row, 13, &isnull));
 	bi->attempts = DatumGetInt32(ApGetDatum(row, 14, &isnull));
 	bi->worker_pid = DatumGetInt32(ApGetDatum(row, 15, &isnull));
-	bi->owner_alive = DatumGetBool(ApGetDatum(row, 16, &isnull));
+	bi->created_by = DatumGetObjectId(ApGetDatum(row, 16, &isnull));
 }
 
 /*
@@ -138,15 +138,32 @@ BatchFromRow(BatchInfo *bi, int row)
  * the lock manager grants this lock first come, first served.
  */
 static void
-BatchQueueLock(const char *batch_id)
+BatchQueueTag(const char *batch_id, LOCKTAG *tag)
 {
-	LOCKTAG		tag;
 	uint64		h = DatumGetUInt64(hash_any_extended((const unsigned char *) batch_id,
 													 strlen(batch_id), 0));
 
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
 						 AP_BATCH_LOCK_SPACE);
+}
+
+static void
+BatchQueueLock(const char *batch_id)
+{
+	LOCKTAG		tag;
+
+	BatchQueueTag(batch_id, &tag);
 	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/* The same lock, only if nobody holds or awaits it. */
+static bool
+BatchQueueLockConditional(const char *batch_id)
+{
+	LOCKTAG		tag;
+
+	BatchQueueTag(batch_id, &tag);
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
 }
 
 /* Load (and with lock, lock) a batch; false when it does not exist. */
@@ -178,6 +195,24 @@ BatchLoadVisible(const ApprovalsCaller *caller, const char *batch_id, bool lock,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("batch \"%s\" does not exist", batch_id)));
 	ApRequireTenant(caller, bi->tenant, what);
+}
+
+/*
+ * 42501 unless the caller may change the batch: the role that created it (or
+ * a member of that role), approvals_platform or approvals_admin.  Processing
+ * acts as the batch's coordinator, so letting any coordinator amend or run
+ * another's batch would let them decide claims in someone else's name.
+ */
+static void
+BatchRequireOwner(const ApprovalsCaller *caller, const BatchInfo *bi, const char *what)
+{
+	if (caller->sees_all || has_privs_of_role(caller->roleid, bi->created_by))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to %s batch \"%s\"", what, bi->id),
+			 errdetail("The batch belongs to coordinator \"%s\".", bi->coordinator),
+			 errhint("Only the role that created a batch, approvals_platform or approvals_admin may change it.")));
 }
 
 /* The batch row as a composite Datum in the caller's memory context. */
@@ -484,6 +519,7 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 
 	ApBegin(&call);
 	BatchLoadVisible(&call.caller, batch_id, true, &bi, "update batches");
+	BatchRequireOwner(&call.caller, &bi, "update");
 	if (strcmp(bi.status, "pending") != 0)
 		ReportBatchState(&bi, "amend");
 	values[0] = CStringGetTextDatum(batch_id);
@@ -548,6 +584,7 @@ approvals_start_batch(PG_FUNCTION_ARGS)
 
 	ApBegin(&call);
 	BatchLoadVisible(&call.caller, batch_id, true, &bi, "start batches");
+	BatchRequireOwner(&call.caller, &bi, "start");
 	if (strcmp(bi.status, "pending") != 0)
 		ReportBatchState(&bi, "start");
 	values[0] = CStringGetTextDatum(batch_id);
@@ -738,7 +775,10 @@ ChunkApplyFailed(void *state, int idx, const char *message)
 	cs->error[item] = pstrdup(message);
 }
 
-/* Remember an item's claim amount from column col of result row r. */
+/*
+ * Remember an item's claim amount from column col of result row r (only for
+ * claims of the batch's tenant: another tenant's amount is not to be shown).
+ */
 static void
 ChunkKeepAmount(ChunkState *cs, int item, int r, int col)
 {
@@ -809,7 +849,8 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 				continue;
 			item = e->item;
 			seen[item] = true;
-			ChunkKeepAmount(cs, item, r, 8);
+			if (DatumGetBool(ApGetDatum(r, 2, &isnull)))
+				ChunkKeepAmount(cs, item, r, 8);
 			if (!DatumGetBool(ApGetDatum(r, 2, &isnull)))
 				ItemFail(cs, item, ERR_TENANT);
 			else if (strcmp(ApGetCString(r, 3), cs->bi->coordinator) == 0 &&
@@ -852,7 +893,8 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 			if (e == NULL)
 				continue;
 			seen[e->item] = true;
-			ChunkKeepAmount(cs, e->item, r, 4);
+			if (DatumGetBool(ApGetDatum(r, 2, &isnull)))
+				ChunkKeepAmount(cs, e->item, r, 4);
 			if (!DatumGetBool(ApGetDatum(r, 2, &isnull)))
 				ItemFail(cs, e->item, ERR_TENANT);
 			else if (strcmp(ApGetCString(r, 3), "pending") != 0)
@@ -981,7 +1023,7 @@ BatchFinish(const char *batch_id, const char *status, const char *error)
 {
 	static const char *sql =
 		"UPDATE approvals.batches SET status = $2, error = coalesce($3, error), "
-		"worker_pid = NULL, updated_at = now(), "
+		"worker_pid = NULL, worker_started = NULL, updated_at = now(), "
 		"completed_at = CASE WHEN $2 <> 'cancelled' THEN now() END, "
 		"cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() END WHERE id = $1";
 	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
@@ -1326,10 +1368,12 @@ BatchTakeOver(const BatchInfo *bi)
 {
 	static const char *sql =
 		"UPDATE approvals.batches SET status = 'processing', worker_pid = $2, "
-		"attempts = attempts + 1, started_at = coalesce(started_at, now()), "
+		"worker_started = $3, attempts = attempts + 1, "
+		"started_at = coalesce(started_at, now()), "
 		"queued_at = coalesce(queued_at, now()), updated_at = now() WHERE id = $1";
-	Oid			types[2] = {TEXTOID, INT4OID};
-	Datum		values[2] = {CStringGetTextDatum(bi->id), Int32GetDatum(MyProcPid)};
+	Oid			types[3] = {TEXTOID, INT4OID, TIMESTAMPTZOID};
+	Datum		values[3] = {CStringGetTextDatum(bi->id), Int32GetDatum(MyProcPid),
+	TimestampTzGetDatum(MyStartTimestamp)};
 
 	if (strcmp(bi->status, "processing") == 0 && bi->attempts >= MAX_ATTEMPTS)
 	{
@@ -1345,7 +1389,7 @@ BatchTakeOver(const BatchInfo *bi)
 						bi->id, bi->attempts)));
 		return false;
 	}
-	ApExec(sql, 2, types, values, NULL, 0);
+	ApExec(sql, 3, types, values, NULL, 0);
 	return true;
 }
 
@@ -1397,6 +1441,7 @@ approvals_process_batch(PG_FUNCTION_ARGS)
 
 	ApBegin(&call);
 	BatchLoadVisible(&call.caller, batch_id, true, &bi, "process batches");
+	BatchRequireOwner(&call.caller, &bi, "process");
 	if (strcmp(bi.status, "pending") != 0 && strcmp(bi.status, "queued") != 0)
 		ReportBatchState(&bi, "process");
 	(void) BatchTakeOver(&bi);
@@ -1434,6 +1479,7 @@ approvals_cancel_batch(PG_FUNCTION_ARGS)
 	ApBegin(&call);
 	/* waits here for a worker's chunk in progress: it holds this row lock */
 	BatchLoadVisible(&call.caller, batch_id, true, &bi, "cancel batches");
+	BatchRequireOwner(&call.caller, &bi, "cancel");
 	if (strcmp(bi.status, "pending") != 0 && strcmp(bi.status, "queued") != 0 &&
 		strcmp(bi.status, "processing") != 0)
 		ReportBatchState(&bi, "cancel");
@@ -1630,17 +1676,26 @@ approvals_purge_batches(PG_FUNCTION_ARGS)
  * Take the next batch to process: the oldest queued one, or one left
  * processing by a backend that is gone.  Returns its id, or NULL.
  */
-static char *ClaimNextBatchInner(void);
+static char *ClaimNextBatchInner(bool all_tenants, Datum tenants);
 
+/*
+ * Take the next batch to process: the oldest queued one, or one whose
+ * processing backend is gone (or is this one, after an error), among the
+ * tenants the caller may act on (all of them for the worker: caller NULL).
+ * Marks it processing by this backend.  Returns its id, or NULL.
+ */
 char *
-ApClaimNextBatch(void)
+ApClaimNextBatch(const ApprovalsCaller *caller)
 {
 	char	   *id;
 	char	   *result = NULL;
+	bool		all_tenants = (caller == NULL || caller->sees_all);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	id = ClaimNextBatchInner();
+	id = ClaimNextBatchInner(all_tenants,
+							 all_tenants ? ApCStringArrayDatum(NULL, 0)
+							 : ApVisibleTenants(caller->roleid));
 	if (id)
 	{
 		result = SPI_palloc(strlen(id) + 1);
@@ -1651,25 +1706,35 @@ ApClaimNextBatch(void)
 }
 
 static char *
-ClaimNextBatchInner(void)
+ClaimNextBatchInner(bool all_tenants, Datum tenants)
 {
 	static const char *sql =
 		"SELECT " BATCH_COLUMNS " FROM approvals.batches "
-		"WHERE status = 'queued' OR (status = 'processing' AND "
-		"  (worker_pid = pg_catalog.pg_backend_pid() OR NOT EXISTS "
-		"    (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = worker_pid))) "
-		"ORDER BY queued_at NULLS LAST, id LIMIT 1 FOR UPDATE SKIP LOCKED";
+		"WHERE (status = 'queued' OR (status = 'processing' AND "
+		"  (worker_pid = pg_catalog.pg_backend_pid() OR " AP_BATCH_ORPHANED "))) "
+		"AND ($1 OR tenant IS NULL OR tenant = ANY ($2)) "
+		"ORDER BY queued_at NULLS LAST, id LIMIT 10 FOR UPDATE SKIP LOCKED";
+	Oid			types[2] = {BOOLOID, TEXTARRAYOID};
+	Datum		values[2] = {BoolGetDatum(all_tenants), tenants};
+	int			n;
+	BatchInfo  *candidates;
 
-	for (;;)
+	n = ApExec(sql, 2, types, values, NULL, 10);
+	candidates = palloc(sizeof(BatchInfo) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		BatchFromRow(&candidates[i], i);
+	for (int i = 0; i < n; i++)
 	{
-		BatchInfo	bi;
-
-		if (ApExec(sql, 0, NULL, NULL, NULL, 1) == 0)
-			return NULL;
-		BatchFromRow(&bi, 0);
-		if (BatchTakeOver(&bi))
-			return bi.id;
+		/*
+		 * Someone queued on the batch (a cancel, say) goes first: take the
+		 * queue lock only if it is free, in the order every step uses.
+		 */
+		if (!BatchQueueLockConditional(candidates[i].id))
+			continue;
+		if (BatchTakeOver(&candidates[i]))
+			return candidates[i].id;
 	}
+	return NULL;
 }
 
 /* Open one transaction's step of run_queued (non-atomic CALL). */
@@ -1692,6 +1757,59 @@ RunQueuedStepEnd(ApprovalsCall *call)
 	ApLeaveSafe(call);
 	SPI_commit();
 	SPI_finish();
+}
+
+/*
+ * One chunk of run_queued in its own transaction.  If it raises (an error,
+ * a cancel, a statement timeout), the batch is handed back before the error
+ * goes on: its owner is cleared and committed, so that the worker or
+ * another run_queued resumes it instead of it staying "processing" for as
+ * long as this session lives.
+ */
+static bool
+RunQueuedChunk(ApprovalsCall *call, const char *batch_id)
+{
+	static const char *release_sql =
+		"UPDATE approvals.batches SET worker_pid = NULL, worker_started = NULL "
+		"WHERE id = $1 AND status = 'processing' AND worker_pid = pg_catalog.pg_backend_pid()";
+	MemoryContext oldcontext;
+	ResourceOwner oldowner;
+	volatile bool finished = false;
+	ErrorData  *volatile edata = NULL;
+
+	RunQueuedStepBegin(call);
+	oldcontext = CurrentMemoryContext;
+	oldowner = CurrentResourceOwner;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		finished = ApBatchStep(batch_id, ap_chunk_size);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	if (edata)
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(batch_id)};
+
+		ApExec(release_sql, 1, types, values, NULL, 0);
+		RunQueuedStepEnd(call);
+		ReThrowError(edata);
+	}
+	RunQueuedStepEnd(call);
+	return finished;
 }
 
 /* CALL approvals.run_queued(max_batches) */
@@ -1724,7 +1842,7 @@ approvals_run_queued(PG_FUNCTION_ARGS)
 
 		if (nonatomic)
 			RunQueuedStepBegin(&call);
-		batch_id = ApClaimNextBatch();
+		batch_id = ApClaimNextBatch(&call.caller);
 		if (batch_id)
 			batch_id = MemoryContextStrdup(loop_cxt, batch_id);
 		if (nonatomic)
@@ -1735,10 +1853,9 @@ approvals_run_queued(PG_FUNCTION_ARGS)
 		{
 			CHECK_FOR_INTERRUPTS();
 			if (nonatomic)
-				RunQueuedStepBegin(&call);
-			finished = ApBatchStep(batch_id, ap_chunk_size);
-			if (nonatomic)
-				RunQueuedStepEnd(&call);
+				finished = RunQueuedChunk(&call, batch_id);
+			else
+				finished = ApBatchStep(batch_id, ap_chunk_size);
 		} while (!finished);
 		done++;
 		MemoryContextReset(loop_cxt);

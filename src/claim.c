@@ -274,15 +274,16 @@ ArrayContains(char **items, int n, const char *value)
 
 /*
  * Run the handler registered for resource_type (if any) with the claim row
- * and the event row, as the handler's owner and with the caller's
- * search_path (and planner settings).  An error propagates: the state change
- * does not happen.
+ * and the event row, as the handler's owner, with the search_path recorded
+ * by set_handler (never the caller's: that would let a caller steer the
+ * owner's code to objects of its choosing) and the caller's planner
+ * settings.  An error propagates: the state change does not happen.
  */
 void
 ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 {
 	static const char *handler_sql =
-		"SELECT handler::oid FROM approvals.handlers WHERE resource_type = $1";
+		"SELECT handler::oid, search_path FROM approvals.handlers WHERE resource_type = $1";
 	static const char *claim_sql = "SELECT c FROM approvals.claims c WHERE id = $1";
 	static const char *event_sql = "SELECT e FROM approvals.events e WHERE id = $1";
 	Oid			types[1] = {TEXTOID};
@@ -291,6 +292,7 @@ ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 	Datum		event_values[1] = {Int64GetDatum(event_id)};
 	bool		isnull;
 	Oid			handler;
+	char	   *path;
 	Datum		claim_row;
 	Datum		event_row;
 	SPITupleTable *claim_table;
@@ -307,6 +309,7 @@ ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 	if (ApExec(handler_sql, 1, types, values, NULL, 1) == 0)
 		return;
 	handler = DatumGetObjectId(ApGetDatum(0, 1, &isnull));
+	path = ApGetCString(0, 2);
 
 	SPI_freetuptable(SPI_tuptable);
 	values[0] = CStringGetTextDatum(claim_id);
@@ -331,7 +334,7 @@ ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	nest = NewGUCNestLevel();
-	(void) set_config_option("search_path", ApUserSearchPath(),
+	(void) set_config_option("search_path", path,
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
 	(void) set_config_option("enable_seqscan", ApUserEnableSeqscan() ? "on" : "off",

@@ -7,6 +7,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "lib/stringinfo.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
@@ -134,15 +135,17 @@ Datum
 approvals_set_handler(PG_FUNCTION_ARGS)
 {
 	static const char *upsert_sql =
-		"INSERT INTO approvals.handlers (resource_type, handler) VALUES ($1, $2) "
+		"INSERT INTO approvals.handlers (resource_type, handler, search_path) "
+		"VALUES ($1, $2, $3) "
 		"ON CONFLICT (resource_type) DO UPDATE SET handler = EXCLUDED.handler, "
-		"created_at = now()";
+		"search_path = EXCLUDED.search_path, created_at = now()";
 	static const char *delete_sql =
 		"DELETE FROM approvals.handlers WHERE resource_type = $1";
-	Oid			types[2] = {TEXTOID, REGPROCEDUREOID};
-	Datum		values[2];
+	Oid			types[3] = {TEXTOID, REGPROCEDUREOID, TEXTOID};
+	Datum		values[3];
 	char	   *resource_type;
 	ApprovalsCall call;
+	StringInfoData path;
 
 	ApResolveCaller(&call.caller, NULL);
 	ApRequireRole(call.caller.roleid, AP_ROLE_ADMIN, "set handlers");
@@ -178,11 +181,22 @@ approvals_set_handler(PG_FUNCTION_ARGS)
 		values[1] = ObjectIdGetDatum(handler);
 	}
 
+	/*
+	 * The handler will run with the search_path its registrant has now, with
+	 * pg_temp searched last so that no caller's temporary objects can stand
+	 * in for the handler's tables.
+	 */
+	initStringInfo(&path);
+	appendStringInfoString(&path, namespace_search_path ? namespace_search_path : "");
+	if (strstr(path.data, "pg_temp") == NULL)
+		appendStringInfoString(&path, path.len > 0 ? ", pg_temp" : "pg_temp");
+	values[2] = CStringGetTextDatum(path.data);
+
 	ApBegin(&call);
 	if (PG_ARGISNULL(1))
 		ApExec(delete_sql, 1, types, values, NULL, 0);
 	else
-		ApExec(upsert_sql, 2, types, values, NULL, 0);
+		ApExec(upsert_sql, 3, types, values, NULL, 0);
 	ApEnd(&call);
 	PG_RETURN_VOID();
 }

@@ -279,15 +279,12 @@ ApRestoreUser(ApprovalsPrivSwitch *sw)
 	SetUserIdAndSecContext(sw->save_userid, sw->save_sec_context);
 }
 
-/* The search_path the caller had when the outermost approvals call began. */
-static char *user_search_path = NULL;
-/* ... and its enable_seqscan */
+/* The caller's enable_seqscan when the outermost approvals call began. */
 static bool user_enable_seqscan = true;
 
 /*
- * Enter a call: remember the caller's search_path (handlers run with it),
- * pin a safe one for our own statements, connect to SPI and become the
- * owner.  The caller must be resolved first (ApResolveCaller).
+ * Enter a call: pin a safe search_path for our own statements, connect to
+ * SPI and become the owner.  The caller must be resolved first (ApResolveCaller).
  */
 void
 ApBegin(ApprovalsCall *call)
@@ -312,9 +309,6 @@ ApEnd(ApprovalsCall *call)
 void
 ApEnterSafe(ApprovalsCall *call)
 {
-	call->outer_user_path = user_search_path;
-	user_search_path = MemoryContextStrdup(TopTransactionContext,
-										   namespace_search_path ? namespace_search_path : "");
 	call->outer_user_seqscan = user_enable_seqscan;
 	user_enable_seqscan = enable_seqscan;
 	call->guc_nest = NewGUCNestLevel();
@@ -342,7 +336,6 @@ ApLeaveSafe(ApprovalsCall *call)
 	ApRestoreUser(&call->sw);
 	AtEOXact_GUC(true, call->guc_nest);
 	user_enable_seqscan = call->outer_user_seqscan;
-	user_search_path = call->outer_user_path;
 }
 
 /* Forget per-call state at the end of every transaction. */
@@ -356,7 +349,7 @@ ApXactCallback(XactEvent event, void *arg pg_attribute_unused())
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
-			user_search_path = NULL;
+			user_enable_seqscan = true;
 			break;
 		default:
 			break;
@@ -386,13 +379,6 @@ ApLockExtension(void)
 	LockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
 	/* a DROP we waited for has removed it */
 	return get_extension_name(extoid) != NULL;
-}
-
-/* The caller's own search_path, for running user code such as handlers. */
-const char *
-ApUserSearchPath(void)
-{
-	return user_search_path ? user_search_path : "\"$user\", public";
 }
 
 /* The caller's own enable_seqscan, likewise. */

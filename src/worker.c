@@ -246,7 +246,7 @@ StepClaim(void *arg)
 	if (!ApLockExtension())
 		return false;
 	ApEnterSafe(&call);
-	id = ApClaimNextBatch();
+	id = ApClaimNextBatch(NULL);
 	ApLeaveSafe(&call);
 	st->batch_id = id ? MemoryContextStrdup(st->keep_cxt, id) : NULL;
 	return id != NULL;
@@ -334,7 +334,6 @@ typedef struct LauncherState
 	bool		installed;		/* extension present in the database */
 	bool		logged_missing;
 	int			claimable;		/* queued + orphaned batches */
-	bool		expire;			/* run expire_due this round */
 } LauncherState;
 
 static bool
@@ -342,9 +341,7 @@ StepLauncher(void *arg)
 {
 	static const char *count_sql =
 		"SELECT pg_catalog.count(*)::integer FROM approvals.batches "
-		"WHERE status = 'queued' OR (status = 'processing' AND NOT EXISTS "
-		"  (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = worker_pid))";
-	static const char *expire_sql = "SELECT approvals.expire_due()";
+		"WHERE status = 'queued' OR (status = 'processing' AND " AP_BATCH_ORPHANED ")";
 	LauncherState *ls = (LauncherState *) arg;
 	ApprovalsCall call;
 	bool		isnull;
@@ -354,10 +351,23 @@ StepLauncher(void *arg)
 	if (!ls->installed)
 		return false;
 	ApEnterSafe(&call);
-	if (ls->expire)
-		ApExec(expire_sql, 0, NULL, NULL, NULL, 1);
 	ApExec(count_sql, 0, NULL, NULL, NULL, 1);
 	ls->claimable = DatumGetInt32(ApGetDatum(0, 1, &isnull));
+	ApLeaveSafe(&call);
+	return true;
+}
+
+/* Expire due claims (its own transaction: a failure must not stop the queue). */
+static bool
+StepExpire(void *arg pg_attribute_unused())
+{
+	static const char *expire_sql = "SELECT approvals.expire_due()";
+	ApprovalsCall call;
+
+	if (!ApLockExtension())
+		return false;
+	ApEnterSafe(&call);
+	ApExec(expire_sql, 0, NULL, NULL, NULL, 1);
 	ApLeaveSafe(&call);
 	return true;
 }
@@ -460,10 +470,12 @@ ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 
 		if (ap_worker_enabled)
 		{
-			ls.expire = TimestampDifferenceExceeds(last_expire, now, ap_naptime * 1000);
-			RunStep(StepLauncher, &ls, "approvals launcher: checking the queue", &failed);
-			if (ls.expire && !failed)
+			if (TimestampDifferenceExceeds(last_expire, now, ap_naptime * 1000))
+			{
+				RunStep(StepExpire, NULL, "approvals launcher: expiring due claims", &failed);
 				last_expire = now;
+			}
+			RunStep(StepLauncher, &ls, "approvals launcher: checking the queue", &failed);
 			if (!ls.installed && !failed && !ls.logged_missing)
 			{
 				ereport(LOG,

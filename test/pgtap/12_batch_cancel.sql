@@ -10,7 +10,7 @@
 -- items appended undecided, status 'processing'.  The real concurrent case
 -- is in test/isolation/specs/batch_cancel.spec.
 BEGIN;
-SELECT plan(61);
+SELECT plan(62);
 
 CREATE FUNCTION pg_temp.q(sql text) RETURNS text LANGUAGE plpgsql AS $f$
 DECLARE r text;
@@ -133,6 +133,9 @@ RESET ROLE;
 SELECT lives_ok($$SELECT pg_temp.crash('proc', ARRAY['tb12_d', 'tb12_e'])$$, '... and then left processing with d and e still to do');
 SELECT is(pg_temp.counters('proc'), '(processing,6,4,3,0,1,0,7)', 'state before the cancel: processing, 3 approved, 1 failed');
 SET ROLE tb_coord2;
+SELECT throws_ok($$SELECT * FROM approvals.cancel_batch(pg_temp.b('proc'))$$, '42501', NULL,
+                 'another coordinator may not cancel the batch (it belongs to tb_coord)');
+SET ROLE tb_coord;
 SELECT is((SELECT row(c.batch_id = pg_temp.b('proc'), c.cancelled, c.cancelled_at IS NOT NULL, c.claims_reverted)::text
              FROM approvals.cancel_batch(pg_temp.b('proc'), 'wrong month') AS c),
           '(t,t,t,3)', 'cancel_batch on the processing batch reverts the 3 claims it approved');
@@ -146,7 +149,7 @@ SELECT is(pg_temp.claims(ARRAY['tb12_a', 'tb12_b', 'tb12_c', 'tb12_d', 'tb12_e']
           'tb12_a:pending:-:f tb12_b:pending:-:f tb12_c:pending:-:f tb12_d:pending:-:f tb12_e:pending:-:f',
           'every claim is pending again, without reviewer or decided_at; d and e were never decided');
 SELECT is(pg_temp.ev('tb12_a'),
-          'submitted(>pending usr_req12) approved(pending>approved tb_coord proc "month end") reverted(approved>pending tb_coord2 proc "wrong month")',
+          'submitted(>pending usr_req12) approved(pending>approved tb_coord proc "month end") reverted(approved>pending tb_coord proc "wrong month")',
           'a reverted claim''s audit trail: approved by the batch, then reverted by the canceller with the cancel comment');
 SELECT is((SELECT count(*)::int FROM approvals.events WHERE claim_id IN ('tb12_d', 'tb12_e') AND action <> 'submitted'), 0,
           'the claims the batch never reached have no events');

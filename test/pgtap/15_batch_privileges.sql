@@ -4,7 +4,7 @@
 -- writes the batch tables directly, and tenant isolation of batches (RLS,
 -- 42501 on another tenant's batch, 'Claim belongs to another tenant').
 BEGIN;
-SELECT plan(80);
+SELECT plan(84);
 
 CREATE TEMP TABLE tb (label text PRIMARY KEY, id text NOT NULL);
 GRANT ALL ON tb TO PUBLIC;
@@ -178,8 +178,17 @@ SELECT lives_ok($$INSERT INTO pg_temp.tb SELECT 'none2', id FROM approvals.creat
 SELECT is((SELECT string_agg(claim_id || ':' || decision || coalesce(':' || error, ''), ' | ') FROM approvals.process_batch(pg_temp.b('none2'))),
           'tb15_n3:approved | tb15_a1:failed:Claim belongs to another tenant',
           'a tenant-less batch decides only tenant-less claims');
-SELECT is((SELECT c.claims_reverted FROM approvals.cancel_batch(pg_temp.b('ta')) AS c), 0, 'tb_coord_a may cancel the tb_ta batch');
+SELECT throws_ok($$SELECT approvals.update_batch(pg_temp.b('ta'), add_claim_ids => ARRAY['tb15_a2'])$$, '42501', NULL,
+                 'tb_coord_a may see the tb_ta batch but not amend it: another role created it');
+SELECT throws_ok($$SELECT approvals.start_batch(pg_temp.b('ta'))$$, '42501', NULL,
+                 '... nor start it');
+SELECT throws_ok($$SELECT * FROM approvals.process_batch(pg_temp.b('ta'))$$, '42501', NULL,
+                 '... nor process it (which would decide claims in its coordinator''s name)');
+SELECT throws_ok($$SELECT * FROM approvals.cancel_batch(pg_temp.b('ta'))$$, '42501', NULL,
+                 '... nor cancel it');
 RESET ROLE;
+SELECT is((SELECT c.claims_reverted FROM approvals.cancel_batch(pg_temp.b('ta')) AS c), 0,
+          'the superuser (platform/admin) may cancel it');
 SELECT is((SELECT string_agg(id || ':' || status, ' ' ORDER BY id) FROM approvals.claims WHERE id IN ('tb15_n2', 'tb15_b2', 'tb15_a1')),
           'tb15_a1:pending tb15_b2:pending tb15_n2:pending', 'the other tenants'' claims stay pending');
 

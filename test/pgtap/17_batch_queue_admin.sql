@@ -8,7 +8,7 @@
 -- Time: now() does not move inside the transaction, so ages and orders are
 -- set by direct UPDATEs as the superuser (created_at, completed_at, ...).
 BEGIN;
-SELECT plan(68);
+SELECT plan(71);
 
 CREATE TEMP TABLE tb (label text PRIMARY KEY, id text NOT NULL);
 GRANT ALL ON tb TO PUBLIC;
@@ -184,7 +184,8 @@ SET ROLE tb_coord;
 SELECT lives_ok($$INSERT INTO pg_temp.tb SELECT 'live', id FROM approvals.create_batch(ARRAY['tb17_30'])$$, 'a batch ...');
 RESET ROLE;
 UPDATE approvals.batches SET status = 'processing', started_at = now(),
-       worker_pid = (SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer')
+       worker_pid = (SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'),
+       worker_started = (SELECT backend_start FROM pg_stat_activity WHERE backend_type = 'checkpointer')
  WHERE id = pg_temp.b('live');
 SET ROLE tb_coord;
 SELECT lives_ok($$CALL approvals.run_queued()$$, '... marked processing by a live process (the checkpointer); run_queued');
@@ -238,6 +239,17 @@ RESET ROLE;
 SET ROLE tb_rdr;
 SELECT throws_ok($$SELECT approvals.get_batch(pg_temp.b('l1'))$$, 'P0002', NULL, 'a purged batch is unknown (P0002)');
 RESET ROLE;
+
+-- The same pid with another start time is a different backend (pids are reused after a
+-- crash restart): the batch is an orphan and is taken over.
+UPDATE approvals.batches SET worker_started = worker_started - interval '1 hour'
+ WHERE id = pg_temp.b('live');
+SET ROLE tb_coord;
+SELECT lives_ok($$CALL approvals.run_queued()$$, 'run_queued after the pid was "reused"');
+RESET ROLE;
+SELECT is((SELECT status FROM approvals.batches WHERE id = pg_temp.b('live')), 'completed',
+          'a batch whose pid now belongs to another backend is resumed');
+SELECT is((SELECT status FROM approvals.claims WHERE id = 'tb17_30'), 'approved', 'and its claim decided');
 
 SELECT * FROM finish();
 ROLLBACK;
