@@ -591,9 +591,13 @@ ApTextArrayFromArgs(FunctionCallInfo fcinfo, int skip_argno)
 }
 
 /* ------------------------------------------------------------------------
- * Guarded group application: apply items in groups; when a group raises,
- * retry transient errors with backoff and bisect it in subtransactions until
- * each failing item fails alone (a few dozen subtransactions at most).
+ * Guarded group application.  A group that has handlers runs in one
+ * subtransaction.  When it raises, the failing items are found by bisection
+ * with probe subtransactions that are always rolled back (an aborted
+ * subtransaction leaves nothing in the backend's 64-entry cache of
+ * subtransaction ids), then every unbroken run of good items is applied
+ * again in one subtransaction.  So a group leaves at most one committed
+ * subtransaction per failing item plus one, never one per claim.
  * ------------------------------------------------------------------------ */
 
 static bool
@@ -614,9 +618,12 @@ ApBackoffSleep(long ms)
 	CHECK_FOR_INTERRUPTS();
 }
 
-/* Run apply(lo, hi) in a subtransaction; on error return a copy of it. */
+/*
+ * Run apply(lo, hi) in a subtransaction, kept when keep and it succeeds,
+ * else rolled back; on error return a copy of it.
+ */
 static ErrorData *
-TryInSubxact(ApGroupApplyFn apply, void *state, int lo, int hi)
+TryInSubxact(ApGroupApplyFn apply, void *state, int lo, int hi, bool keep)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -627,7 +634,10 @@ TryInSubxact(ApGroupApplyFn apply, void *state, int lo, int hi)
 	PG_TRY();
 	{
 		apply(state, lo, hi);
-		ReleaseCurrentSubTransaction();
+		if (keep)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
 	}
@@ -647,55 +657,90 @@ TryInSubxact(ApGroupApplyFn apply, void *state, int lo, int hi)
 	return edata;
 }
 
-/*
- * Apply items [lo, hi) as one group in a subtransaction; when it raises,
- * retry transient errors with backoff, then split the group in halves until
- * each failing item fails alone (reported through fail).
- */
+/* TryInSubxact, retrying deadlocks and serialization failures with backoff. */
+static ErrorData *
+TryWithRetries(ApGroupApplyFn apply, void *state, int lo, int hi, bool keep,
+			   bool auto_retry)
+{
+	for (int attempt = 0;; attempt++)
+	{
+		ErrorData  *edata = TryInSubxact(apply, state, lo, hi, keep);
+
+		if (edata == NULL ||
+			!(auto_retry && IsTransient(edata->sqlerrcode) && attempt < AP_TRANSIENT_RETRIES))
+			return edata;
+		FreeErrorData(edata);
+		ApBackoffSleep(AP_BACKOFF_MS << attempt);
+	}
+}
+
+/* Find the failing items of [lo, hi) with rolled-back probes; note why each failed. */
 static void
-ApplyBisect(ApGroupApplyFn apply, ApGroupFailFn fail, void *state, int lo, int hi,
-			bool auto_retry)
+ProbeBisect(ApGroupApplyFn apply, void *state, int lo, int hi, int base,
+			char **why, bool auto_retry)
 {
 	ErrorData  *edata;
-	int			attempt = 0;
 
 	if (lo >= hi)
 		return;
-	for (;;)
-	{
-		edata = TryInSubxact(apply, state, lo, hi);
-		if (edata == NULL)
-			return;
-		if (!(auto_retry && IsTransient(edata->sqlerrcode) && attempt < AP_TRANSIENT_RETRIES))
-			break;
-		FreeErrorData(edata);
-		ApBackoffSleep(AP_BACKOFF_MS << attempt);
-		attempt++;
-	}
-	if (hi - lo == 1)
-	{
-		fail(state, lo, edata->message);
-		FreeErrorData(edata);
+	edata = TryWithRetries(apply, state, lo, hi, false, auto_retry);
+	if (edata == NULL)
 		return;
-	}
+	if (hi - lo == 1)
+		why[lo - base] = pstrdup(edata->message);
 	FreeErrorData(edata);
-	ApplyBisect(apply, fail, state, lo, lo + (hi - lo) / 2, auto_retry);
-	ApplyBisect(apply, fail, state, lo + (hi - lo) / 2, hi, auto_retry);
+	if (hi - lo == 1)
+		return;
+	ProbeBisect(apply, state, lo, lo + (hi - lo) / 2, base, why, auto_retry);
+	ProbeBisect(apply, state, lo + (hi - lo) / 2, hi, base, why, auto_retry);
 }
 
 /*
  * Apply items [lo, hi): straight through when no item has a handler (nothing
- * there can raise but a bug), else guarded.
+ * there can raise but a bug), else guarded as described above; items that
+ * fail are reported through fail.
  */
 void
 ApApplyGroups(ApGroupApplyFn apply, ApGroupFailFn fail, void *state, int lo, int hi,
-			bool guarded, bool auto_retry)
+			  bool guarded, bool auto_retry)
 {
+	ErrorData  *edata;
+	char	  **why;
+
 	if (lo >= hi)
 		return;
 	if (!guarded)
+	{
 		apply(state, lo, hi);
-	else
-		ApplyBisect(apply, fail, state, lo, hi, auto_retry);
-}
+		return;
+	}
+	edata = TryWithRetries(apply, state, lo, hi, true, auto_retry);
+	if (edata == NULL)
+		return;
+	FreeErrorData(edata);
 
+	why = palloc0(sizeof(char *) * (hi - lo));
+	ProbeBisect(apply, state, lo, hi, lo, why, auto_retry);
+	for (int i = lo; i < hi;)
+	{
+		int			run_end = i;
+
+		if (why[i - lo] != NULL)
+		{
+			i++;
+			continue;
+		}
+		while (run_end < hi && why[run_end - lo] == NULL)
+			run_end++;
+		/* a good run that fails now (a handler that is not deterministic) fails whole */
+		edata = TryWithRetries(apply, state, i, run_end, true, auto_retry);
+		for (int k = i; edata != NULL && k < run_end; k++)
+			why[k - lo] = pstrdup(edata->message);
+		if (edata)
+			FreeErrorData(edata);
+		i = run_end;
+	}
+	for (int i = lo; i < hi; i++)
+		if (why[i - lo] != NULL)
+			fail(state, i, why[i - lo]);
+}
