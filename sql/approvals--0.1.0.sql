@@ -238,6 +238,11 @@ COMMENT ON FUNCTION approvals.visible_tenants() IS
 
 ALTER TABLE approvals.claims ENABLE ROW LEVEL SECURITY;
 ALTER TABLE approvals.events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE approvals.policies ENABLE ROW LEVEL SECURITY;
+CREATE POLICY policies_tenant_isolation ON approvals.policies FOR SELECT
+    USING (tenant IS NULL
+           OR (SELECT approvals.sees_all_tenants())
+           OR tenant = ANY ((SELECT approvals.visible_tenants())::text[]));
 CREATE POLICY claims_tenant_isolation ON approvals.claims FOR SELECT
     USING (tenant IS NULL
            OR (SELECT approvals.sees_all_tenants())

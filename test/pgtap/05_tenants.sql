@@ -1,7 +1,7 @@
 -- 05_tenants: grant_tenant / revoke_tenant, row-level security on claims and
 -- events, and 42501 when acting on another tenant's claim.
 BEGIN;
-SELECT plan(41);
+SELECT plan(43);
 
 CREATE FUNCTION pg_temp.q(sql text) RETURNS text LANGUAGE plpgsql AS $f$
 DECLARE r text;
@@ -146,6 +146,23 @@ SET ROLE t05_adm;
 SELECT lives_ok($$SELECT approvals.revoke_tenant('t05_tg', 't05_grp')$$, 'admin revokes tenant t05_tg from the group');
 SET ROLE t05_rg;
 SELECT is(pg_temp.seen(), 'tap05_n1', 'after the group revoke its member no longer sees t05_tg');
+RESET ROLE;
+
+
+-- Policies are tenant-scoped too: their approver lists are not another tenant's to read.
+CREATE ROLE t05_pol_rdr IN ROLE approvals_reader;
+SELECT approvals.set_policy(resource_type => 't05_pol', tenant => 't05_pol_tenant',
+                            approvers => ARRAY['usr_secret_cfo']);
+SELECT approvals.set_policy(resource_type => 't05_pol', approvers => ARRAY['usr_public']);
+SET ROLE t05_pol_rdr;
+SELECT is((SELECT string_agg(coalesce(tenant, '-') || ':' || array_to_string(approvers, ','), ' ')
+             FROM approvals.policies WHERE resource_type = 't05_pol'),
+          '-:usr_public', 'a reader without the tenant sees only the tenant-less policy');
+RESET ROLE;
+SELECT approvals.grant_tenant('t05_pol_tenant', 't05_pol_rdr');
+SET ROLE t05_pol_rdr;
+SELECT is((SELECT count(*)::int FROM approvals.policies WHERE resource_type = 't05_pol'), 2,
+          'with the tenant granted it sees both');
 RESET ROLE;
 
 SELECT * FROM finish();
