@@ -1051,11 +1051,20 @@ typedef struct RevertState
 	const char *comment;
 } RevertState;
 
-/* Has the resource of claim c got another pending claim since? */
+/*
+ * Must reverted claim c give way?  Its resource has another pending claim
+ * (submitted since), or a newer claim of the same resource is reverted in
+ * this same group (only one claim of a resource may be pending): then c is
+ * cancelled instead of going back to pending.
+ */
 #define REVERT_SIBLING \
-	"EXISTS (SELECT 1 FROM approvals.claims p WHERE p.resource_type = c.resource_type " \
+	"(EXISTS (SELECT 1 FROM approvals.claims p WHERE p.resource_type = c.resource_type " \
 	"AND p.resource_id = c.resource_id AND p.status = 'pending' " \
-	"AND p.tenant IS NOT DISTINCT FROM c.tenant)"
+	"AND p.tenant IS NOT DISTINCT FROM c.tenant) " \
+	"OR EXISTS (SELECT 1 FROM approvals.claims q WHERE q.resource_type = c.resource_type " \
+	"AND q.resource_id = c.resource_id AND q.tenant IS NOT DISTINCT FROM c.tenant " \
+	"AND q.id = ANY ($1) AND q.batch_id = $2 AND q.status = $3 " \
+	"AND (q.created_at, q.id) > (c.created_at, c.id)))"
 
 /* Put a group of claims the batch decided back to pending (set-based). */
 static void
