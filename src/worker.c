@@ -45,6 +45,8 @@ static int	ap_naptime = 10;
 static bool ap_worker_enabled = true;
 
 #define AP_MAX_WORKERS_LIMIT	64
+/* A chunk that raises is retried this many times by its worker before it gives up */
+#define CHUNK_RETRIES			3
 
 /* What the launcher publishes in shared memory. */
 typedef struct ApprovalsShared
@@ -275,6 +277,7 @@ ApprovalsBatchWorkerMain(Datum main_arg)
 	Oid			dboid = DatumGetObjectId(main_arg);
 	BatchWorkerState st;
 	MemoryContext chunk_cxt;
+	int			chunk_failures = 0;
 
 	WorkerSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
@@ -314,11 +317,22 @@ ApprovalsBatchWorkerMain(Datum main_arg)
 			snprintf(activity, sizeof(activity), "approvals: processing batch %s",
 					 st.batch_id);
 			finished = RunStep(StepChunk, &st, activity, &failed);
-			if (failed)
+			if (!failed)
+				chunk_failures = 0;
+			else if (++chunk_failures < CHUNK_RETRIES)
 			{
-				/* leave it processing: the next claim resumes (and counts) it */
+				/* a passing failure (deadlock, lock timeout): retry the chunk */
+				pg_usleep(1000000L * chunk_failures);
+				finished = false;
+			}
+			else
+			{
+				/*
+				 * Leave it processing: the next claim resumes it and counts an
+				 * attempt, so a batch that keeps failing is quarantined.
+				 */
+				chunk_failures = 0;
 				finished = true;
-				pg_usleep(1000000L);
 			}
 		} while (!finished);
 	}
