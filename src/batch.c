@@ -1111,15 +1111,19 @@ RevertApplyFailed(void *state, int idx, const char *message)
 }
 
 /*
- * Revert every claim the batch decided (claims locked in id order), mark
- * their items reverted and fix the counters.  Returns how many were reverted.
+ * Revert one page of the batch's decided items (positions after "after"):
+ * their claims locked in id order, the items marked reverted, the counters
+ * fixed.  Sets *last to the page's last position and *more when the page was
+ * full.  Returns how many claims were reverted.
  */
 static int
-BatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
+BatchRevertPage(const BatchInfo *bi, const char *actor, const char *comment,
+				int after, int *last, bool *more)
 {
 	static const char *items_select_sql =
 		"SELECT position, claim_id FROM approvals.batch_items "
-		"WHERE batch_id = $1 AND decision = $2";
+		"WHERE batch_id = $1 AND decision = $2 AND position > $4 "
+		"ORDER BY position LIMIT $5";
 	static const char *select_sql =
 		"SELECT c.id, "
 		"EXISTS (SELECT 1 FROM approvals.handlers h WHERE h.resource_type = c.resource_type) "
@@ -1141,8 +1145,9 @@ BatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
 		"  coalesce((SELECT pg_catalog.sum(amount) FROM approvals.claims WHERE id = ANY ($3)), 0) "
 		"  ELSE 0 END, "
 		"updated_at = now() WHERE id = $1";
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTARRAYOID};
-	Datum		values[3];
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID};
+	Datum		values[5];
+	bool		nulls[5] = {false, false, true, false, false};
 	RevertState rs;
 	int			n;
 	int			n_items;
@@ -1160,9 +1165,17 @@ BatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
 	 */
 	values[0] = CStringGetTextDatum(bi->id);
 	values[1] = CStringGetTextDatum(bi->decision);
-	n_items = ApExec(items_select_sql, 2, types, values, NULL, 0);
+	values[3] = Int32GetDatum(after);
+	values[4] = Int32GetDatum(ap_chunk_size);
+	n_items = ApExec(items_select_sql, 5, types, values, nulls, 0);
+	*more = (n_items == ap_chunk_size);
 	if (n_items == 0)
 		return 0;
+	{
+		bool		isnull;
+
+		*last = DatumGetInt32(ApGetDatum(n_items - 1, 1, &isnull));
+	}
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = AP_MAX_ID + 1;
 	ctl.entrysize = sizeof(IdIndexEntry);
@@ -1208,12 +1221,7 @@ BatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
 	SPI_freetuptable(SPI_tuptable);
 	hash_destroy(index);
 
-	for (int lo = 0; lo < n; lo += ap_chunk_size)
-	{
-		CHECK_FOR_INTERRUPTS();
-		ApApplyGroups(RevertApplyGroup, RevertApplyFailed, &rs,
-					lo, Min(n, lo + ap_chunk_size), guarded, bi->auto_retry);
-	}
+	ApApplyGroups(RevertApplyGroup, RevertApplyFailed, &rs, 0, n, guarded, bi->auto_retry);
 
 	pos = palloc(sizeof(Datum) * n);
 	done_ids = palloc(sizeof(char *) * n);
@@ -1241,6 +1249,30 @@ BatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
 		ApExec(counters_sql, 3, ctypes, cvalues, NULL, 0);
 	}
 	return reverted;
+}
+
+/*
+ * Revert every claim the batch decided, one page of approvals.chunk_size
+ * items at a time (each page in its own SPI connection, so memory stays flat
+ * for any batch size): claims locked in id order within a page, their items
+ * marked reverted and the counters fixed.  Returns how many were reverted.
+ */
+static int
+BatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
+{
+	int			total = 0;
+	int			after = 0;
+	bool		more = true;
+
+	while (more)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		total += BatchRevertPage(bi, actor, comment, after, &after, &more);
+		SPI_finish();
+	}
+	return total;
 }
 
 /*
