@@ -142,6 +142,8 @@ extern char *ApIdempotencyLookup(const char *scope, const char *requester, const
 extern void ApCheckApprovers(char **approvers, int n);
 extern void ApCheckRequiredApprovals(int required, bool has_route, int n_approvers);
 extern void ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id);
+extern void ApInvokeHandler(Oid handler, const char *path, const char *claim_id,
+							int64 event_id);
 
 /* batch.c: the chunk processor, shared with the worker */
 extern bool ApBatchStep(const char *batch_id, int chunk_size);

@@ -215,6 +215,21 @@ BatchRequireOwner(const ApprovalsCaller *caller, const BatchInfo *bi, const char
 			 errhint("Only the role that created a batch, approvals_platform or approvals_admin may change it.")));
 }
 
+/*
+ * Begin a batch function's work: SPI and the owner's identity (ApBegin), the
+ * batch loaded (and locked when lock) if the caller may see it, and, unless
+ * owner_what is NULL, a check that the caller may change it.
+ */
+static void
+BatchOpen(ApprovalsCall *call, const char *batch_id, bool lock, BatchInfo *bi,
+		  const char *what, const char *owner_what)
+{
+	ApBegin(call);
+	BatchLoadVisible(&call->caller, batch_id, lock, bi, what);
+	if (owner_what)
+		BatchRequireOwner(&call->caller, bi, owner_what);
+}
+
 /* The batch row as a composite Datum in the caller's memory context. */
 static Datum
 BatchRowDatum(const char *batch_id)
@@ -517,9 +532,7 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 		(void) CheckClaimIds("add_claim_ids", ids, n, 0, false);
 	}
 
-	ApBegin(&call);
-	BatchLoadVisible(&call.caller, batch_id, true, &bi, "update batches");
-	BatchRequireOwner(&call.caller, &bi, "update");
+	BatchOpen(&call, batch_id, true, &bi, "update batches", "update");
 	if (strcmp(bi.status, "pending") != 0)
 		ReportBatchState(&bi, "amend");
 	values[0] = CStringGetTextDatum(batch_id);
@@ -582,9 +595,7 @@ approvals_start_batch(PG_FUNCTION_ARGS)
 	ApRequireRole(call.caller.roleid, AP_ROLE_COORDINATOR, "start batches");
 	batch_id = ApRequiredCString(fcinfo, 0, "batch_id");
 
-	ApBegin(&call);
-	BatchLoadVisible(&call.caller, batch_id, true, &bi, "start batches");
-	BatchRequireOwner(&call.caller, &bi, "start");
+	BatchOpen(&call, batch_id, true, &bi, "start batches", "start");
 	if (strcmp(bi.status, "pending") != 0)
 		ReportBatchState(&bi, "start");
 	values[0] = CStringGetTextDatum(batch_id);
@@ -653,10 +664,18 @@ approvals_start_batch(PG_FUNCTION_ARGS)
 }
 
 /*
+ * The tail of the set-based decide/revert statements: for each claim whose
+ * resource type has a handler, (claim_id, event_id, handler, search_path).
+ */
+#define AP_HANDLER_ROWS \
+	"SELECT e.claim_id, e.id, h.handler::oid, h.search_path " \
+	"FROM e JOIN c ON c.id = e.claim_id " \
+	"JOIN approvals.handlers h ON h.resource_type = c.resource_type"
+
+/*
  * Run one set-based statement over a group of claims (parameter $1: their
- * ids as text[], or their row locations as tid[]) that
- * returns (claim_id, event_id, resource_type) for the claims whose resource
- * type has a handler, and run those handlers.
+ * ids as text[], or their row locations as tid[]) that ends in
+ * AP_HANDLER_ROWS, and run those handlers (no second look-up per claim).
  */
 static void
 ApplyStatement(const char *sql, Oid array_type, Datum array, int nextra,
@@ -668,7 +687,8 @@ ApplyStatement(const char *sql, Oid array_type, Datum array, int nextra,
 	int			rows;
 	char	  **claim_ids;
 	int64	   *event_ids;
-	char	  **resource_types;
+	Oid		   *handlers;
+	char	  **paths;
 
 	Assert(nextra < 6);
 	types[0] = array_type;
@@ -685,18 +705,20 @@ ApplyStatement(const char *sql, Oid array_type, Datum array, int nextra,
 		return;
 	claim_ids = palloc(sizeof(char *) * rows);
 	event_ids = palloc(sizeof(int64) * rows);
-	resource_types = palloc(sizeof(char *) * rows);
+	handlers = palloc(sizeof(Oid) * rows);
+	paths = palloc(sizeof(char *) * rows);
 	for (int i = 0; i < rows; i++)
 	{
 		bool		isnull;
 
 		claim_ids[i] = ApGetCString(i, 1);
 		event_ids[i] = DatumGetInt64(ApGetDatum(i, 2, &isnull));
-		resource_types[i] = ApGetCString(i, 3);
+		handlers[i] = DatumGetObjectId(ApGetDatum(i, 3, &isnull));
+		paths[i] = ApGetCString(i, 4);
 	}
 	SPI_freetuptable(SPI_tuptable);
 	for (int i = 0; i < rows; i++)
-		ApRunHandler(resource_types[i], claim_ids[i], event_ids[i]);
+		ApInvokeHandler(handlers[i], paths[i], claim_ids[i], event_ids[i]);
 }
 
 /* ------------------------------------------------------------------------
@@ -742,8 +764,7 @@ ChunkApplyGroup(void *state, int lo, int hi)
 		"    from_status, to_status, comment, snapshot_hash) "
 		"  SELECT id, $4, tenant, $3, $2, 'pending', $2, $5, snapshot_hash FROM c "
 		"  RETURNING claim_id, id) "
-		"SELECT e.claim_id, e.id, c.resource_type FROM e JOIN c ON c.id = e.claim_id "
-		"WHERE EXISTS (SELECT 1 FROM approvals.handlers h WHERE h.resource_type = c.resource_type)";
+		AP_HANDLER_ROWS;
 	ChunkState *cs = (ChunkState *) state;
 	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		values[4];
@@ -1083,8 +1104,7 @@ RevertApplyGroup(void *state, int lo, int hi)
 		"    from_status, to_status, comment, snapshot_hash) "
 		"  SELECT id, $2, tenant, $4, 'reverted', $3, status, $5, snapshot_hash FROM c "
 		"  RETURNING claim_id, id) "
-		"SELECT e.claim_id, e.id, c.resource_type FROM e JOIN c ON c.id = e.claim_id "
-		"WHERE EXISTS (SELECT 1 FROM approvals.handlers h WHERE h.resource_type = c.resource_type)";
+		AP_HANDLER_ROWS;
 	RevertState *rs = (RevertState *) state;
 	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		values[4];
@@ -1480,9 +1500,7 @@ approvals_process_batch(PG_FUNCTION_ARGS)
 	batch_id = ApRequiredCString(fcinfo, 0, "batch_id");
 	InitMaterializedSRF(fcinfo, 0);
 
-	ApBegin(&call);
-	BatchLoadVisible(&call.caller, batch_id, true, &bi, "process batches");
-	BatchRequireOwner(&call.caller, &bi, "process");
+	BatchOpen(&call, batch_id, true, &bi, "process batches", "process");
 	if (strcmp(bi.status, "pending") != 0 && strcmp(bi.status, "queued") != 0)
 		ReportBatchState(&bi, "process");
 	(void) BatchTakeOver(&bi);
@@ -1517,10 +1535,8 @@ approvals_cancel_batch(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
-	ApBegin(&call);
 	/* waits here for a worker's chunk in progress: it holds this row lock */
-	BatchLoadVisible(&call.caller, batch_id, true, &bi, "cancel batches");
-	BatchRequireOwner(&call.caller, &bi, "cancel");
+	BatchOpen(&call, batch_id, true, &bi, "cancel batches", "cancel");
 	if (strcmp(bi.status, "pending") != 0 && strcmp(bi.status, "queued") != 0 &&
 		strcmp(bi.status, "processing") != 0)
 		ReportBatchState(&bi, "cancel");
@@ -1552,8 +1568,7 @@ approvals_batch_results(PG_FUNCTION_ARGS)
 	batch_id = ApRequiredCString(fcinfo, 0, "batch_id");
 	InitMaterializedSRF(fcinfo, 0);
 
-	ApBegin(&call);
-	BatchLoadVisible(&call.caller, batch_id, false, &bi, "read batches");
+	BatchOpen(&call, batch_id, false, &bi, "read batches", NULL);
 	EmitResults(fcinfo, batch_id);
 	ApEnd(&call);
 	return (Datum) 0;
@@ -1572,8 +1587,7 @@ approvals_get_batch(PG_FUNCTION_ARGS)
 	ApRequireRole(call.caller.roleid, AP_ROLE_READER, "read batches");
 	batch_id = ApRequiredCString(fcinfo, 0, "batch_id");
 
-	ApBegin(&call);
-	BatchLoadVisible(&call.caller, batch_id, false, &bi, "read batches");
+	BatchOpen(&call, batch_id, false, &bi, "read batches", NULL);
 	result = BatchRowDatum(batch_id);
 	ApEnd(&call);
 	PG_RETURN_DATUM(result);

@@ -275,25 +275,44 @@ ArrayContains(char **items, int n, const char *value)
 
 /*
  * Run the handler registered for resource_type (if any) with the claim row
- * and the event row, as the handler's owner, with the search_path recorded
- * by set_handler (never the caller's: that would let a caller steer the
- * owner's code to objects of its choosing) and the caller's planner
- * settings.  An error propagates: the state change does not happen.
+ * and the event row (see ApInvokeHandler).
  */
 void
 ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 {
 	static const char *handler_sql =
 		"SELECT handler::oid, search_path FROM approvals.handlers WHERE resource_type = $1";
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(resource_type)};
+	bool		isnull;
+	Oid			handler;
+	char	   *path;
+
+	if (ApExec(handler_sql, 1, types, values, NULL, 1) == 0)
+		return;
+	handler = DatumGetObjectId(ApGetDatum(0, 1, &isnull));
+	path = ApGetCString(0, 2);
+	SPI_freetuptable(SPI_tuptable);
+	ApInvokeHandler(handler, path, claim_id, event_id);
+}
+
+/*
+ * Call handler with the claim row and the event row, as the handler's owner,
+ * with the search_path recorded by set_handler (never the caller's: that
+ * would let a caller steer the owner's code to objects of its choosing) and
+ * the caller's planner settings.  An error propagates: the state change does
+ * not happen.
+ */
+void
+ApInvokeHandler(Oid handler, const char *path, const char *claim_id, int64 event_id)
+{
 	static const char *claim_sql = "SELECT c FROM approvals.claims c WHERE id = $1";
 	static const char *event_sql = "SELECT e FROM approvals.events e WHERE id = $1";
 	Oid			types[1] = {TEXTOID};
 	Oid			event_types[1] = {INT8OID};
-	Datum		values[1] = {CStringGetTextDatum(resource_type)};
+	Datum		values[1] = {CStringGetTextDatum(claim_id)};
 	Datum		event_values[1] = {Int64GetDatum(event_id)};
 	bool		isnull;
-	Oid			handler;
-	char	   *path;
 	Datum		claim_row;
 	Datum		event_row;
 	SPITupleTable *claim_table;
@@ -307,13 +326,6 @@ ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 
 	LOCAL_FCINFO(hcinfo, 2);
 
-	if (ApExec(handler_sql, 1, types, values, NULL, 1) == 0)
-		return;
-	handler = DatumGetObjectId(ApGetDatum(0, 1, &isnull));
-	path = ApGetCString(0, 2);
-
-	SPI_freetuptable(SPI_tuptable);
-	values[0] = CStringGetTextDatum(claim_id);
 	if (ApExec(claim_sql, 1, types, values, NULL, 1) != 1)
 		ReportNoClaim(claim_id);
 	claim_table = SPI_tuptable;
@@ -327,8 +339,8 @@ ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 	if (!HeapTupleIsValid(proctup))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("handler function %u of resource type \"%s\" does not exist",
-						handler, resource_type)));
+				 errmsg("handler function %u of claim \"%s\" does not exist",
+						handler, claim_id)));
 	owner = ((Form_pg_proc) GETSTRUCT(proctup))->proowner;
 	ReleaseSysCache(proctup);
 
