@@ -19,10 +19,16 @@ REGRESS_OPTS = --load-extension=approvals
 ISOLATION      = decide_race resubmit_race notify batch_vs_decide batch_overlap batch_cancel
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=approvals
 
+# The library checks that the installed SQL objects are the version it was built for.
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" approvals.control)
+
 PG_CONFIG ?= pg_config
 # -Wextra for our code; the server headers are included as system headers so
 # their own unused parameters do not drown out ours.
-PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server)
+PG_CPPFLAGS = -isystem $(shell $(PG_CONFIG) --includedir-server) -DAP_EXTVERSION='"$(EXTVERSION)"'
 PG_CFLAGS   = -Wall -Wextra
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Every object depends on the shared header and on the version it is built for.
+$(OBJS): src/approvals.h approvals.control

@@ -17,7 +17,14 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "access/tupdesc.h"
+#include "utils/hsearch.h"
 #include "utils/jsonb.h"
+#include "utils/tuplestore.h"
+
+#ifndef AP_EXTVERSION
+#error "AP_EXTVERSION must be defined (the Makefile takes it from approvals.control)"
+#endif
 
 /* SQLSTATEs of our own (API.md section 8) */
 #define ERRCODE_APPROVALS_STALE_SNAPSHOT	MAKE_SQLSTATE('A','P','0','0','1')
@@ -92,6 +99,7 @@ extern void ApCheckNotEmpty(const char *name, const char *value);
 extern void ApCheckEnum(const char *name, const char *value, const char *const *allowed);
 
 /* util.c: callers, roles, tenants */
+extern bool ApRoleHasPrivsOf(Oid roleid, Oid member);
 extern bool ApHasRole(Oid roleid, ApprovalsRole role);
 extern void ApRequireRole(Oid roleid, ApprovalsRole role, const char *what);
 extern void ApResolveCaller(ApprovalsCaller *caller, const char *actor_arg);
@@ -103,7 +111,10 @@ extern void ApRequireTenant(const ApprovalsCaller *caller, const char *tenant,
 /* util.c: privilege switch and SPI */
 extern void ApBecomeOwner(ApprovalsPrivSwitch *sw);
 extern void ApRestoreUser(ApprovalsPrivSwitch *sw);
+extern char *ApInstalledVersion(void);
+extern void ApRequireSchemaVersion(void);
 extern void ApBegin(ApprovalsCall *call);
+extern void ApBeginAnyVersion(ApprovalsCall *call);
 extern void ApEnd(ApprovalsCall *call);
 extern void ApEnterSafe(ApprovalsCall *call);
 extern void ApLeaveSafe(ApprovalsCall *call);
@@ -112,7 +123,14 @@ extern void ApUtilInit(void);
 extern bool ApLockExtension(void);
 extern int	ApExec(const char *sql, int nargs, const Oid *argtypes,
 				   const Datum *values, const bool *isnull, long tcount);
+extern void ApExecIntoTuplestore(const char *sql, int nargs, const Oid *argtypes,
+								 const Datum *values, const bool *isnull,
+								 Tuplestorestate *store, TupleDesc desc);
 extern Datum ApGetDatum(int row, int col, bool *isnull);
+extern HTAB *ApStringHashCreate(const char *name, long nelem, Size entrysize,
+								MemoryContext cxt);
+extern void *ApStringHashSearch(HTAB *table, const char *key, HASHACTION action,
+								bool *found);
 extern char *ApGetCString(int row, int col);
 
 /* util.c: guarded group application (see ApApplyGroups) */

@@ -206,7 +206,7 @@ BatchLoadVisible(const ApprovalsCaller *caller, const char *batch_id, bool lock,
 static void
 BatchRequireOwner(const ApprovalsCaller *caller, const BatchInfo *bi, const char *what)
 {
-	if (caller->sees_all || has_privs_of_role(caller->roleid, bi->created_by))
+	if (caller->sees_all || ApRoleHasPrivsOf(caller->roleid, bi->created_by))
 		return;
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -743,9 +743,10 @@ typedef struct ChunkState
 	const char *actor;
 } ChunkState;
 
+/* An entry of a claim-id index (ApStringHashCreate): claim id -> item (or position) */
 typedef struct IdIndexEntry
 {
-	char		id[AP_MAX_ID + 1];
+	const char *id;
 	int			item;
 } IdIndexEntry;
 
@@ -844,12 +845,7 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 
 	values[1] = cs->bi->tenant ? CStringGetTextDatum(cs->bi->tenant) : (Datum) 0;
 	for (int i = 0; i < cs->n; i++)
-	{
-		if (strlen(cs->claim_ids[i]) > AP_MAX_ID)
-			ItemFail(cs, i, ERR_NOT_FOUND);
-		else
-			waiting[n_waiting++] = cs->claim_ids[i];
-	}
+		waiting[n_waiting++] = cs->claim_ids[i];
 
 	for (int attempt = 0; n_waiting > 0; attempt++)
 	{
@@ -862,7 +858,7 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 		for (int r = 0; r < rows; r++)
 		{
 			char	   *id = ApGetCString(r, 1);
-			IdIndexEntry *e = hash_search(index, id, HASH_FIND, NULL);
+			IdIndexEntry *e = ApStringHashSearch(index, id, HASH_FIND, NULL);
 			bool		isnull;
 			int			item;
 
@@ -894,7 +890,7 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 		/* whatever was not locked: missing, decided, another tenant's, or locked */
 		for (int w = 0; w < n_waiting; w++)
 		{
-			IdIndexEntry *e = hash_search(index, waiting[w], HASH_FIND, NULL);
+			IdIndexEntry *e = ApStringHashSearch(index, waiting[w], HASH_FIND, NULL);
 
 			if (e && !seen[e->item])
 				waiting[still++] = waiting[w];
@@ -908,7 +904,7 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 		rows = ApExec(classify_sql, 2, types, values, nulls, 0);
 		for (int r = 0; r < rows; r++)
 		{
-			IdIndexEntry *e = hash_search(index, ApGetCString(r, 1), HASH_FIND, NULL);
+			IdIndexEntry *e = ApStringHashSearch(index, ApGetCString(r, 1), HASH_FIND, NULL);
 			bool		isnull;
 
 			if (e == NULL)
@@ -927,7 +923,7 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 		still = 0;
 		for (int w = 0; w < n_waiting; w++)
 		{
-			IdIndexEntry *e = hash_search(index, waiting[w], HASH_FIND, NULL);
+			IdIndexEntry *e = ApStringHashSearch(index, waiting[w], HASH_FIND, NULL);
 
 			if (!seen[e->item])
 				ItemFail(cs, e->item, ERR_NOT_FOUND);
@@ -941,7 +937,7 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 		{
 			for (int w = 0; w < n_waiting; w++)
 			{
-				IdIndexEntry *e = hash_search(index, waiting[w], HASH_FIND, NULL);
+				IdIndexEntry *e = ApStringHashSearch(index, waiting[w], HASH_FIND, NULL);
 
 				ItemFail(cs, e->item, ERR_LOCKED);
 			}
@@ -1173,7 +1169,6 @@ BatchRevertPage(const BatchInfo *bi, const char *actor, const char *comment,
 	int			n_items;
 	char	  **item_ids;
 	HTAB	   *index;
-	HASHCTL		ctl;
 	bool		guarded = false;
 	int			reverted = 0;
 	Datum	   *pos;
@@ -1196,12 +1191,8 @@ BatchRevertPage(const BatchInfo *bi, const char *actor, const char *comment,
 
 		*last = DatumGetInt32(ApGetDatum(n_items - 1, 1, &isnull));
 	}
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = AP_MAX_ID + 1;
-	ctl.entrysize = sizeof(IdIndexEntry);
-	ctl.hcxt = CurrentMemoryContext;
-	index = hash_create("approvals revert ids", n_items, &ctl,
-						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	index = ApStringHashCreate("approvals revert ids", n_items, sizeof(IdIndexEntry),
+							   CurrentMemoryContext);
 	item_ids = palloc(sizeof(char *) * n_items);
 	for (int i = 0; i < n_items; i++)
 	{
@@ -1209,7 +1200,7 @@ BatchRevertPage(const BatchInfo *bi, const char *actor, const char *comment,
 		IdIndexEntry *e;
 
 		item_ids[i] = ApGetCString(i, 2);
-		e = hash_search(index, item_ids[i], HASH_ENTER, NULL);
+		e = ApStringHashSearch(index, item_ids[i], HASH_ENTER, NULL);
 		e->item = DatumGetInt32(ApGetDatum(i, 1, &isnull));
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -1233,7 +1224,7 @@ BatchRevertPage(const BatchInfo *bi, const char *actor, const char *comment,
 		bool		isnull;
 
 		rs.ids[i] = ApGetCString(i, 1);
-		rs.positions[i] = ((IdIndexEntry *) hash_search(index, rs.ids[i], HASH_FIND,
+		rs.positions[i] = ((IdIndexEntry *) ApStringHashSearch(index, rs.ids[i], HASH_FIND,
 														NULL))->item;
 		if (DatumGetBool(ApGetDatum(i, 2, &isnull)))
 			guarded = true;
@@ -1328,7 +1319,6 @@ BatchStepInner(const char *batch_id, int chunk_size)
 	BatchInfo	bi;
 	ChunkState	cs;
 	HTAB	   *index;
-	HASHCTL		ctl;
 	int			failed;
 	int			last_position;
 
@@ -1361,24 +1351,16 @@ BatchStepInner(const char *batch_id, int chunk_size)
 	for (int i = 0; i < cs.n; i++)
 		cs.amount_null[i] = true;
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = AP_MAX_ID + 1;
-	ctl.entrysize = sizeof(IdIndexEntry);
-	ctl.hcxt = CurrentMemoryContext;
-	index = hash_create("approvals chunk ids", cs.n, &ctl,
-						HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	index = ApStringHashCreate("approvals chunk ids", cs.n, sizeof(IdIndexEntry),
+							   CurrentMemoryContext);
 	for (int i = 0; i < cs.n; i++)
 	{
 		bool		isnull;
 
 		cs.positions[i] = DatumGetInt32(ApGetDatum(i, 1, &isnull));
 		cs.claim_ids[i] = ApGetCString(i, 2);
-		if (strlen(cs.claim_ids[i]) <= AP_MAX_ID)
-		{
-			IdIndexEntry *e = hash_search(index, cs.claim_ids[i], HASH_ENTER, NULL);
-
-			e->item = i;
-		}
+		((IdIndexEntry *) ApStringHashSearch(index, cs.claim_ids[i], HASH_ENTER,
+											 NULL))->item = i;
 	}
 	SPI_freetuptable(SPI_tuptable);
 	last_position = cs.positions[cs.n - 1];
@@ -1458,7 +1440,10 @@ BatchTakeOver(const BatchInfo *bi)
  * Results as a set
  * ------------------------------------------------------------------------ */
 
-/* Emit (claim_id, decision, error, processed_at) for every item, in order. */
+/*
+ * Emit (claim_id, decision, error, processed_at) for every item, in order,
+ * streamed into the result a page at a time (flat memory for any size).
+ */
 static void
 EmitResults(FunctionCallInfo fcinfo, const char *batch_id)
 {
@@ -1468,19 +1453,8 @@ EmitResults(FunctionCallInfo fcinfo, const char *batch_id)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(batch_id)};
-	int			n;
 
-	n = ApExec(sql, 1, types, values, NULL, 0);
-	for (int i = 0; i < n; i++)
-	{
-		Datum		cols[4];
-		bool		nulls[4];
-
-		for (int c = 0; c < 4; c++)
-			cols[c] = ApGetDatum(i, c + 1, &nulls[c]);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, cols, nulls);
-	}
-	SPI_freetuptable(SPI_tuptable);
+	ApExecIntoTuplestore(sql, 1, types, values, NULL, rsinfo->setResult, rsinfo->setDesc);
 }
 
 /* ------------------------------------------------------------------------
@@ -1673,10 +1647,16 @@ approvals_wait_batch(PG_FUNCTION_ARGS)
 	ApBegin(&call);
 	for (;;)
 	{
+		bool		terminal;
+
+		/* each poll in its own SPI connection: nothing accumulates while waiting */
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
 		BatchLoadVisible(&call.caller, batch_id, false, &bi, "read batches");
-		SPI_freetuptable(SPI_tuptable);
-		if (strcmp(bi.status, "completed") == 0 || strcmp(bi.status, "failed") == 0 ||
-			strcmp(bi.status, "cancelled") == 0 || GetCurrentTimestamp() >= deadline)
+		terminal = strcmp(bi.status, "completed") == 0 || strcmp(bi.status, "failed") == 0 ||
+			strcmp(bi.status, "cancelled") == 0;
+		SPI_finish();
+		if (terminal || GetCurrentTimestamp() >= deadline)
 			break;
 		ApBackoffSleep(50);
 	}
@@ -1827,6 +1807,7 @@ RunQueuedChunk(ApprovalsCall *call, const char *batch_id)
 	static const char *release_sql =
 		"UPDATE approvals.batches SET worker_pid = NULL, worker_started = NULL "
 		"WHERE id = $1 AND status = 'processing' AND worker_pid = pg_catalog.pg_backend_pid()";
+	MemoryContext outer = CurrentMemoryContext;
 	MemoryContext oldcontext;
 	ResourceOwner oldowner;
 	volatile bool finished = false;
@@ -1846,7 +1827,8 @@ RunQueuedChunk(ApprovalsCall *call, const char *batch_id)
 	}
 	PG_CATCH();
 	{
-		MemoryContextSwitchTo(oldcontext);
+		/* the copy must outlive RunQueuedStepEnd, whose SPI_finish frees oldcontext */
+		MemoryContextSwitchTo(outer);
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();

@@ -159,7 +159,14 @@ approvals_set_handler(PG_FUNCTION_ARGS)
 		Oid			handler = PG_GETARG_OID(1);
 		Oid		   *argtypes;
 		int			nargs;
-		Oid			rettype = get_func_signature(handler, &argtypes, &nargs);
+		Oid			rettype;
+
+		if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(handler)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_FUNCTION),
+					 errmsg("function with OID %u does not exist", handler),
+					 errhint("Pass the handler as 'schema.f(approvals.claims, approvals.events)'::regprocedure.")));
+		rettype = get_func_signature(handler, &argtypes, &nargs);
 
 		if (nargs != 2 || argtypes[0] != ApprovalsRowType("claims") ||
 			argtypes[1] != ApprovalsRowType("events") || rettype != VOIDOID ||
@@ -219,6 +226,11 @@ TenantGrantChange(FunctionCallInfo fcinfo, const char *sql, const char *what)
 				 errmsg("member must not be null")));
 	ApCheckNotEmpty("tenant", tenant);
 	ApCheckLength("tenant", tenant, AP_MAX_TENANT);
+	if (!SearchSysCacheExists1(AUTHOID, PG_GETARG_DATUM(1)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("role with OID %u does not exist", PG_GETARG_OID(1)),
+				 errhint("Name an existing role; PUBLIC cannot hold a tenant grant.")));
 	values[0] = CStringGetTextDatum(tenant);
 	values[1] = PG_GETARG_DATUM(1);
 
@@ -267,7 +279,7 @@ approvals_visible_tenants(PG_FUNCTION_ARGS)
 	Datum		result;
 
 	ApResolveCaller(&call.caller, NULL);
-	ApBegin(&call);
+	ApBeginAnyVersion(&call);
 	result = SPI_datumTransfer(ApVisibleTenants(call.caller.roleid), false, -1);
 	ApEnd(&call);
 	PG_RETURN_DATUM(result);
@@ -311,6 +323,10 @@ BodyMember(FunctionCallInfo fcinfo, char **key, JsonbValue *vbuf)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("request body must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("key must not be null")));
 	body = PG_GETARG_JSONB_P(0);
 	*key = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	if (!JB_ROOT_IS_OBJECT(body))
@@ -348,13 +364,19 @@ Datum
 approvals_json_text_array(PG_FUNCTION_ARGS)
 {
 	char	   *key;
-	bool		required = PG_GETARG_BOOL(2);
+	bool		required;
 	JsonbValue	vbuf;
-	JsonbValue *v = BodyMember(fcinfo, &key, &vbuf);
+	JsonbValue *v;
 	JsonbContainer *arr;
 	int			n;
 	char	  **items;
 
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("required must not be null")));
+	required = PG_GETARG_BOOL(2);
+	v = BodyMember(fcinfo, &key, &vbuf);
 	if (v == NULL)
 	{
 		if (required)

@@ -5,9 +5,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/skey.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "storage/lmgr.h"
@@ -21,6 +25,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "common/hashfn.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
@@ -28,6 +33,9 @@
 #include "utils/guc.h"
 #include "optimizer/cost.h"
 #include "storage/latch.h"
+#include "storage/proc.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
 #include "utils/wait_event.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
@@ -128,15 +136,25 @@ ApCheckEnum(const char *name, const char *value, const char *const *allowed)
  * Roles, actors, tenants
  * ------------------------------------------------------------------------ */
 
+/*
+ * The one membership rule of the extension, for group roles and tenant
+ * grants alike: roleid has the privileges of member (directly, or through
+ * roles it inherits from; a NOINHERIT member must SET ROLE first), as
+ * PostgreSQL itself decides for table privileges.
+ */
+bool
+ApRoleHasPrivsOf(Oid roleid, Oid member)
+{
+	return OidIsValid(member) && has_privs_of_role(roleid, member);
+}
+
 /* Does roleid have the privileges of the given group role? */
 bool
 ApHasRole(Oid roleid, ApprovalsRole role)
 {
-	Oid			group = get_role_oid(role_names[role], true);
-
 	if (superuser_arg(roleid))
 		return true;
-	return OidIsValid(group) && has_privs_of_role(roleid, group);
+	return ApRoleHasPrivsOf(roleid, get_role_oid(role_names[role], true));
 }
 
 /* 42501 unless roleid has the privileges of the group role. */
@@ -205,7 +223,7 @@ ApTenantAllowed(const ApprovalsCaller *caller, const char *tenant)
 		bool		isnull;
 		Oid			member = DatumGetObjectId(ApGetDatum(i, 1, &isnull));
 
-		if (!isnull && is_member_of_role(caller->roleid, member))
+		if (!isnull && ApRoleHasPrivsOf(caller->roleid, member))
 			return true;
 	}
 	return false;
@@ -232,7 +250,7 @@ ApVisibleTenants(Oid roleid)
 		Oid			member = DatumGetObjectId(ApGetDatum(i, 2, &isnull));
 		char	   *tenant = ApGetCString(i, 1);
 
-		if (is_member_of_role(roleid, member) &&
+		if (ApRoleHasPrivsOf(roleid, member) &&
 			(n == 0 || strcmp(tenants[n - 1], tenant) != 0))
 			tenants[n++] = tenant;
 	}
@@ -248,6 +266,76 @@ ApRequireTenant(const ApprovalsCaller *caller, const char *tenant, const char *w
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied to %s of tenant \"%s\"", what, tenant),
 				 errhint("An approvals_admin can grant it with approvals.grant_tenant().")));
+}
+
+/* ------------------------------------------------------------------------
+ * The version of the SQL objects
+ * ------------------------------------------------------------------------ */
+
+/*
+ * The installed version of extension approvals in this database
+ * (pg_extension.extversion, palloc'd), or NULL when it is not installed.
+ */
+char *
+ApInstalledVersion(void)
+{
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *version = NULL;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("approvals"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = text_to_cstring(DatumGetTextPP(d));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return version;
+}
+
+/* The local transaction in which the installed version was last found right. */
+static LocalTransactionId version_checked_lxid = InvalidLocalTransactionId;
+
+/*
+ * 55000 unless the installed SQL objects are the version this library was
+ * built for (AP_EXTVERSION): after the library is replaced by a newer one,
+ * its statements may name columns or functions that ALTER EXTENSION UPDATE
+ * has not created yet.  Checked once per transaction.
+ */
+void
+ApRequireSchemaVersion(void)
+{
+	char	   *version;
+
+	if (MyProc != NULL && version_checked_lxid == MyProc->lxid &&
+		version_checked_lxid != InvalidLocalTransactionId)
+		return;
+	version = ApInstalledVersion();
+	if (version == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"approvals\" is not installed in this database"),
+				 errhint("Run CREATE EXTENSION approvals.")));
+	if (strcmp(version, AP_EXTVERSION) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"approvals\" is at version %s but its loaded library is version %s",
+						version, AP_EXTVERSION),
+				 errhint("Run ALTER EXTENSION approvals UPDATE.")));
+	pfree(version);
+	if (MyProc != NULL)
+		version_checked_lxid = MyProc->lxid;
 }
 
 /* ------------------------------------------------------------------------
@@ -279,6 +367,8 @@ ApRestoreUser(ApprovalsPrivSwitch *sw)
 	SetUserIdAndSecContext(sw->save_userid, sw->save_sec_context);
 }
 
+static void EnterSafe(ApprovalsCall *call);
+
 /* The caller's enable_seqscan when the outermost approvals call began. */
 static bool user_enable_seqscan = true;
 
@@ -292,6 +382,19 @@ ApBegin(ApprovalsCall *call)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ApEnterSafe(call);
+}
+
+/*
+ * ApBegin for the few functions that must work under any installed version
+ * of the SQL objects (the row-level security helpers: every read of the
+ * tables calls them, an ALTER EXTENSION UPDATE included).
+ */
+void
+ApBeginAnyVersion(ApprovalsCall *call)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	EnterSafe(call);
 }
 
 /* Leave a call begun with ApBegin (on success; abort undoes it otherwise). */
@@ -308,6 +411,13 @@ ApEnd(ApprovalsCall *call)
  */
 void
 ApEnterSafe(ApprovalsCall *call)
+{
+	ApRequireSchemaVersion();
+	EnterSafe(call);
+}
+
+static void
+EnterSafe(ApprovalsCall *call)
 {
 	call->outer_user_seqscan = user_enable_seqscan;
 	user_enable_seqscan = enable_seqscan;
@@ -392,67 +502,183 @@ ApUserEnableSeqscan(void)
  * SPI with saved plans
  * ------------------------------------------------------------------------ */
 
+/*
+ * Hash tables keyed by C strings of any length (a claim id of 64 multibyte
+ * characters is up to 256 bytes): the key is a char pointer, hashed and
+ * compared by the string it points to.  The strings must outlive the table.
+ */
+static uint32
+StringKeyHash(const void *key, Size keysize pg_attribute_unused())
+{
+	const char *s = *(const char *const *) key;
+
+	return hash_bytes((const unsigned char *) s, (int) strlen(s));
+}
+
+static int
+StringKeyCompare(const void *a, const void *b, Size keysize pg_attribute_unused())
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* A hash table in cxt whose entries (entrysize bytes) start with a char * key. */
+HTAB *
+ApStringHashCreate(const char *name, long nelem, Size entrysize, MemoryContext cxt)
+{
+	HASHCTL		ctl;
+
+	Assert(entrysize >= sizeof(char *));
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = entrysize;
+	ctl.hash = StringKeyHash;
+	ctl.match = StringKeyCompare;
+	ctl.hcxt = cxt;
+	return hash_create(name, Max(nelem, 1), &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/* Look up (action HASH_FIND) or add (HASH_ENTER) the entry of string key. */
+void *
+ApStringHashSearch(HTAB *table, const char *key, HASHACTION action, bool *found)
+{
+	return hash_search(table, &key, action, found);
+}
+
 typedef struct PlanEntry
 {
-	const char *sql;			/* hash key: the address of a static string */
+	const char *sql;			/* hash key: the statement's text (a copy) */
 	SPIPlanPtr	plan;
+	int			nargs;
+	Oid			argtypes[FUNC_MAX_ARGS];
 } PlanEntry;
 
 static HTAB *plan_cache = NULL;
 
 /*
- * Execute a parameterised statement through a plan prepared once per
- * backend (keyed by the address of the static SQL string).  Returns the
- * number of rows processed; results are in SPI_tuptable.
+ * The saved plan of a parameterised statement, prepared once per backend and
+ * keyed by the statement's text, so two call sites sharing a text share a
+ * plan and no two texts can ever share one.
  */
-int
-ApExec(const char *sql, int nargs, const Oid *argtypes,
-	   const Datum *values, const bool *isnull, long tcount)
+static SPIPlanPtr
+ApPlan(const char *sql, int nargs, const Oid *argtypes)
 {
 	PlanEntry  *entry;
 	bool		found;
-	char		nulls[FUNC_MAX_ARGS];
-	int			rc;
-	MemoryContext caller_cxt;
 
+	if (nargs < 0 || nargs > FUNC_MAX_ARGS)
+		elog(ERROR, "statement with %d parameters", nargs);
 	if (plan_cache == NULL)
-	{
-		HASHCTL		ctl;
+		plan_cache = ApStringHashCreate("approvals plans", 64, sizeof(PlanEntry),
+										TopMemoryContext);
 
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = sizeof(const char *);
-		ctl.entrysize = sizeof(PlanEntry);
-		ctl.hcxt = TopMemoryContext;
-		plan_cache = hash_create("approvals plans", 64, &ctl,
-								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	entry = ApStringHashSearch(plan_cache, sql, HASH_FIND, NULL);
+	if (entry != NULL)
+	{
+		if (entry->nargs != nargs ||
+			(nargs > 0 && memcmp(entry->argtypes, argtypes, sizeof(Oid) * nargs) != 0))
+			elog(ERROR, "statement prepared with other parameter types: \"%s\"", sql);
+		return entry->plan;
 	}
 
-	entry = hash_search(plan_cache, &sql, HASH_ENTER, &found);
-	if (!found || entry->plan == NULL)
 	{
-		SPIPlanPtr	plan;
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
+		char	   *key;
 
-		entry->plan = NULL;
-		plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
 				 SPI_result_code_string(SPI_result));
 		if (SPI_keepplan(plan) != 0)
 			elog(ERROR, "SPI_keepplan failed");
+		/* only a fully prepared plan enters the cache (an error above adds nothing) */
+		key = MemoryContextStrdup(TopMemoryContext, sql);
+		entry = ApStringHashSearch(plan_cache, key, HASH_ENTER, &found);
+		Assert(!found);
+		entry->sql = key;
 		entry->plan = plan;
+		entry->nargs = nargs;
+		if (nargs > 0)
+			memcpy(entry->argtypes, argtypes, sizeof(Oid) * nargs);
+		return plan;
 	}
+}
 
-	Assert(nargs <= FUNC_MAX_ARGS);
+/* SPI's nulls string of a statement's arguments. */
+static void
+ApNullsString(int nargs, const bool *isnull, char *nulls)
+{
 	for (int i = 0; i < nargs; i++)
 		nulls[i] = (isnull && isnull[i]) ? 'n' : ' ';
+	nulls[nargs] = '\0';
+}
 
+/*
+ * Execute a parameterised statement through its saved plan (ApPlan).
+ * Returns the number of rows processed; results are in SPI_tuptable.
+ */
+int
+ApExec(const char *sql, int nargs, const Oid *argtypes,
+	   const Datum *values, const bool *isnull, long tcount)
+{
+	SPIPlanPtr	plan = ApPlan(sql, nargs, argtypes);
+	char		nulls[FUNC_MAX_ARGS + 1];
+	int			rc;
+	MemoryContext caller_cxt;
+
+	ApNullsString(nargs, isnull, nulls);
 	caller_cxt = CurrentMemoryContext;
-	rc = SPI_execute_plan(entry->plan, (Datum *) values, nulls, false, tcount);
+	rc = SPI_execute_plan(plan, (Datum *) values, nulls, false, tcount);
 	MemoryContextSwitchTo(caller_cxt);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed (%s) for \"%s\"",
 			 SPI_result_code_string(rc), sql);
 	return (int) SPI_processed;
+}
+
+/*
+ * Stream the rows of a read-only statement into a tuplestore, a page at a
+ * time through a cursor, so that a result of a million rows is never held
+ * twice (once by SPI, once by the tuplestore).  Columns are copied in order;
+ * the statement's columns must match desc.
+ */
+void
+ApExecIntoTuplestore(const char *sql, int nargs, const Oid *argtypes,
+					 const Datum *values, const bool *isnull,
+					 Tuplestorestate *store, TupleDesc desc)
+{
+	SPIPlanPtr	plan = ApPlan(sql, nargs, argtypes);
+	char		nulls[FUNC_MAX_ARGS + 1];
+	Portal		portal;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	Datum	   *cols = palloc(sizeof(Datum) * desc->natts);
+	bool	   *colnulls = palloc(sizeof(bool) * desc->natts);
+
+	ApNullsString(nargs, isnull, nulls);
+	portal = SPI_cursor_open(NULL, plan, (Datum *) values, nulls, true);
+	MemoryContextSwitchTo(caller_cxt);
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, 1000);
+		MemoryContextSwitchTo(caller_cxt);
+		if (SPI_processed == 0)
+			break;
+		if (SPI_tuptable->tupdesc->natts != desc->natts)
+			elog(ERROR, "statement returns %d columns, expected %d",
+				 SPI_tuptable->tupdesc->natts, desc->natts);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			for (int c = 0; c < desc->natts; c++)
+				cols[c] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc,
+										c + 1, &colnulls[c]);
+			tuplestore_putvalues(store, desc, cols, colnulls);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	SPI_cursor_close(portal);
+	pfree(cols);
+	pfree(colnulls);
 }
 
 /* Column col (1-based) of result row row. */

@@ -54,7 +54,13 @@ typedef struct ApprovalsShared
 	slock_t		mutex;
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
+	bool		queue_changed;	/* a transaction that queued a batch committed */
+	uint64		idle_exits;		/* batch workers that exited without taking a batch */
+	uint64		takes;			/* batches taken by batch workers */
 } ApprovalsShared;
+
+/* The launcher's backoff after a batch worker found nothing to take */
+#define BACKOFF_FIRST_MS	1000
 
 static ApprovalsShared *ap_shared = NULL;
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
@@ -108,9 +114,22 @@ ApWorkerXactCallback(XactEvent event, void *arg pg_attribute_unused())
 		return;
 	SpinLockAcquire(&ap_shared->mutex);
 	latch = ap_shared->launcher_latch;
+	ap_shared->queue_changed = true;
 	SpinLockRelease(&ap_shared->mutex);
 	if (latch)
 		SetLatch(latch);
+}
+
+/* Count, for the launcher's backoff, a batch worker's take or idle exit. */
+static void
+CountWorkerOutcome(bool took)
+{
+	SpinLockAcquire(&ap_shared->mutex);
+	if (took)
+		ap_shared->takes++;
+	else
+		ap_shared->idle_exits++;
+	SpinLockRelease(&ap_shared->mutex);
 }
 
 /* Ask for the launcher to look at the queue once this transaction commits. */
@@ -203,10 +222,13 @@ RunStep(WorkerStepFn fn, void *arg, const char *activity, bool *failed)
 	}
 	PG_CATCH();
 	{
+		/* no interrupt may cut the cleanup short (as in PostgreSQL's own workers) */
+		HOLD_INTERRUPTS();
 		MemoryContextSwitchTo(step_cxt);
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		RESUME_INTERRUPTS();
 		*failed = true;
 		result = false;
 	}
@@ -236,6 +258,26 @@ typedef struct BatchWorkerState
 	MemoryContext keep_cxt;		/* where batch_id lives */
 } BatchWorkerState;
 
+/*
+ * Lock the extension against DROP for this transaction and tell whether its
+ * SQL objects are the version this library needs (a library replaced before
+ * ALTER EXTENSION UPDATE waits for the update instead of failing every step).
+ */
+static bool
+SchemaReady(bool *outdated)
+{
+	char	   *version;
+	bool		ready;
+
+	*outdated = false;
+	if (!ApLockExtension())
+		return false;
+	version = ApInstalledVersion();
+	ready = version != NULL && strcmp(version, AP_EXTVERSION) == 0;
+	*outdated = version != NULL && !ready;
+	return ready;
+}
+
 /* Take the next batch to process (as the extension owner). */
 static bool
 StepClaim(void *arg)
@@ -244,8 +286,10 @@ StepClaim(void *arg)
 	ApprovalsCall call;
 	char	   *id;
 
+	bool		outdated;
+
 	st->batch_id = NULL;
-	if (!ApLockExtension())
+	if (!SchemaReady(&outdated))
 		return false;
 	ApEnterSafe(&call);
 	id = ApClaimNextBatch(NULL);
@@ -261,8 +305,9 @@ StepChunk(void *arg)
 	BatchWorkerState *st = (BatchWorkerState *) arg;
 	ApprovalsCall call;
 	bool		finished;
+	bool		outdated;
 
-	if (!ApLockExtension())
+	if (!SchemaReady(&outdated))
 		return true;
 	ApEnterSafe(&call);
 	finished = ApBatchStep(st->batch_id, ap_chunk_size);
@@ -278,6 +323,7 @@ ApprovalsBatchWorkerMain(Datum main_arg)
 	BatchWorkerState st;
 	MemoryContext chunk_cxt;
 	int			chunk_failures = 0;
+	bool		took_any = false;
 
 	WorkerSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
@@ -303,6 +349,8 @@ ApprovalsBatchWorkerMain(Datum main_arg)
 		MemoryContextSwitchTo(chunk_cxt);
 		if (!RunStep(StepClaim, &st, "approvals: looking for a queued batch", &failed))
 			break;
+		took_any = true;
+		CountWorkerOutcome(true);
 
 		do
 		{
@@ -322,7 +370,7 @@ ApprovalsBatchWorkerMain(Datum main_arg)
 			else if (++chunk_failures < CHUNK_RETRIES)
 			{
 				/* a passing failure (deadlock, lock timeout): retry the chunk */
-				pg_usleep(1000000L * chunk_failures);
+				ApBackoffSleep(1000L * chunk_failures);
 				finished = false;
 			}
 			else
@@ -336,6 +384,8 @@ ApprovalsBatchWorkerMain(Datum main_arg)
 			}
 		} while (!finished);
 	}
+	if (!took_any)
+		CountWorkerOutcome(false);
 	proc_exit(0);
 }
 
@@ -346,7 +396,9 @@ ApprovalsBatchWorkerMain(Datum main_arg)
 typedef struct LauncherState
 {
 	bool		installed;		/* extension present in the database */
+	bool		outdated;		/* present, but not the library's version */
 	bool		logged_missing;
+	bool		logged_outdated;
 	int			claimable;		/* queued + orphaned batches */
 } LauncherState;
 
@@ -360,9 +412,9 @@ StepLauncher(void *arg)
 	ApprovalsCall call;
 	bool		isnull;
 
-	ls->installed = ApLockExtension();
 	ls->claimable = 0;
-	if (!ls->installed)
+	ls->installed = SchemaReady(&ls->outdated) || ls->outdated;
+	if (!ls->installed || ls->outdated)
 		return false;
 	ApEnterSafe(&call);
 	ApExec(count_sql, 0, NULL, NULL, NULL, 1);
@@ -377,8 +429,9 @@ StepExpire(void *arg pg_attribute_unused())
 {
 	static const char *expire_sql = "SELECT approvals.expire_due()";
 	ApprovalsCall call;
+	bool		outdated;
 
-	if (!ApLockExtension())
+	if (!SchemaReady(&outdated))
 		return false;
 	ApEnterSafe(&call);
 	ApExec(expire_sql, 0, NULL, NULL, NULL, 1);
@@ -434,6 +487,10 @@ ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 	LauncherState ls;
 	TimestampTz last_expire = 0;
 	MemoryContext loop_cxt;
+	uint64		seen_idle_exits = 0;
+	uint64		seen_takes = 0;
+	long		backoff_ms = 0;
+	TimestampTz backoff_until = 0;
 
 	memset(workers, 0, sizeof(workers));
 	memset(&ls, 0, sizeof(ls));
@@ -457,6 +514,10 @@ ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 		int			running = 0;
 		bool		failed;
 		TimestampTz now = GetCurrentTimestamp();
+		long		sleep_ms = ap_naptime * 1000L;
+		bool		queue_changed;
+		uint64		idle_exits;
+		uint64		takes;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -482,6 +543,32 @@ ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 				running++;
 		}
 
+		/*
+		 * Back off when a batch worker found nothing to take (the batch the
+		 * queue count saw is row-locked by an open transaction, say): wait
+		 * 1 s, 2 s, 4 s ... up to naptime before starting another, until a
+		 * batch is taken or a transaction queues one.
+		 */
+		SpinLockAcquire(&ap_shared->mutex);
+		queue_changed = ap_shared->queue_changed;
+		ap_shared->queue_changed = false;
+		idle_exits = ap_shared->idle_exits;
+		takes = ap_shared->takes;
+		SpinLockRelease(&ap_shared->mutex);
+		if (queue_changed || takes != seen_takes)
+		{
+			backoff_ms = 0;
+			backoff_until = 0;
+		}
+		else if (idle_exits != seen_idle_exits)
+		{
+			backoff_ms = backoff_ms == 0 ? BACKOFF_FIRST_MS
+				: Min(backoff_ms * 2, ap_naptime * 1000L);
+			backoff_until = TimestampTzPlusMilliseconds(now, backoff_ms);
+		}
+		seen_idle_exits = idle_exits;
+		seen_takes = takes;
+
 		if (ap_worker_enabled)
 		{
 			if (TimestampDifferenceExceeds(last_expire, now, ap_naptime * 1000))
@@ -499,9 +586,20 @@ ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 			}
 			if (ls.installed)
 				ls.logged_missing = false;
+			if (ls.outdated && !failed && !ls.logged_outdated)
+			{
+				ereport(LOG,
+						(errmsg("approvals launcher: extension \"approvals\" in database \"%s\" is not at version %s, the version of the loaded library; waiting for ALTER EXTENSION approvals UPDATE",
+								ap_database, AP_EXTVERSION)));
+				ls.logged_outdated = true;
+			}
+			if (!ls.outdated)
+				ls.logged_outdated = false;
 
-			for (int i = 0; i < AP_MAX_WORKERS_LIMIT && ls.claimable > running &&
-				 running < ap_max_workers; i++)
+			if (now < backoff_until)
+				sleep_ms = Min(sleep_ms, TimestampDifferenceMilliseconds(now, backoff_until) + 1);
+			for (int i = 0; i < AP_MAX_WORKERS_LIMIT && now >= backoff_until &&
+				 ls.claimable > running && running < ap_max_workers; i++)
 			{
 				MemoryContext old;
 
@@ -520,7 +618,7 @@ ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 ap_naptime * 1000L, PG_WAIT_EXTENSION);
+						 sleep_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

@@ -1,0 +1,660 @@
+-- approvals 0.1.0: the claims core.
+-- Declarations only: every decision is made in C (src/); the JSON layer is a
+-- thin SQL wrapper over the C functions.
+
+\echo Use "CREATE EXTENSION approvals" to load this file. \quit
+
+-- ---------------------------------------------------------------------------
+-- Group roles (created when missing; never dropped with the extension)
+-- ---------------------------------------------------------------------------
+DO $roles$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['approvals_reader', 'approvals_requester',
+                             'approvals_reviewer', 'approvals_coordinator',
+                             'approvals_admin', 'approvals_platform']
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+END
+$roles$;
+
+GRANT approvals_reader TO approvals_requester, approvals_reviewer,
+                          approvals_coordinator, approvals_admin;
+GRANT approvals_reader, approvals_requester, approvals_reviewer,
+      approvals_coordinator TO approvals_platform;
+
+REVOKE ALL ON SCHEMA approvals FROM PUBLIC;
+GRANT USAGE ON SCHEMA approvals TO approvals_reader, approvals_requester,
+      approvals_reviewer, approvals_coordinator, approvals_admin, approvals_platform;
+
+-- ---------------------------------------------------------------------------
+-- Tables
+-- ---------------------------------------------------------------------------
+CREATE TABLE approvals.claims (
+    id                  text PRIMARY KEY,
+    tenant              text,
+    resource_type       text NOT NULL,
+    resource_id         text NOT NULL,
+    kind                text NOT NULL,
+    snapshot_hash       text NOT NULL,
+    status              text NOT NULL
+        CHECK (status IN ('pending', 'approved', 'rejected', 'cancelled', 'expired')),
+    requester           text NOT NULL,
+    reviewer            text,
+    note                text,
+    title               text,
+    context             text,
+    fields              jsonb,
+    amount              numeric CHECK (amount >= 0),
+    currency            text,
+    priority            text NOT NULL DEFAULT 'normal'
+        CHECK (priority IN ('low', 'normal', 'high', 'urgent')),
+    approvers           text[],
+    required_approvals  integer NOT NULL DEFAULT 1 CHECK (required_approvals >= 1),
+    approval_count      integer NOT NULL DEFAULT 0,
+    approved_by         text[] NOT NULL DEFAULT '{}',
+    route_position      integer,
+    assignee            text,
+    allow_self_approval boolean NOT NULL DEFAULT false,
+    on_expiry           text NOT NULL DEFAULT 'expire'
+        CHECK (on_expiry IN ('expire', 'escalate')),
+    expires_in          interval,
+    batch_id            text,
+    idempotency_key     text,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    decided_at          timestamptz,
+    expires_at          timestamptz
+);
+COMMENT ON TABLE approvals.claims IS
+    'Things awaiting (or having had) a decision; written only by approvals functions';
+
+-- One pending claim per resource: resubmitting supersedes.
+CREATE UNIQUE INDEX claims_one_pending_per_resource
+    ON approvals.claims (tenant, resource_type, resource_id) NULLS NOT DISTINCT
+    WHERE status = 'pending';
+CREATE INDEX claims_pending_expiry ON approvals.claims (expires_at)
+    WHERE status = 'pending' AND expires_at IS NOT NULL;
+CREATE INDEX claims_resource ON approvals.claims (resource_type, resource_id);
+
+CREATE TABLE approvals.events (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    claim_id      text NOT NULL,
+    batch_id      text,
+    tenant        text,
+    actor         text NOT NULL,
+    action        text NOT NULL,
+    from_status   text,
+    to_status     text,
+    comment       text,
+    snapshot_hash text,
+    at            timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE approvals.events IS
+    'Append-only audit log: one row per claim state change';
+CREATE INDEX events_claim ON approvals.events (claim_id, id);
+CREATE INDEX events_batch ON approvals.events (batch_id) WHERE batch_id IS NOT NULL;
+
+CREATE TABLE approvals.policies (
+    id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant              text,
+    resource_type       text,
+    kind                text,
+    approvers           text[],
+    required_approvals  integer NOT NULL DEFAULT 1 CHECK (required_approvals >= 1),
+    auto_approve_below  numeric,
+    expires_in          interval,
+    on_expiry           text NOT NULL DEFAULT 'expire'
+        CHECK (on_expiry IN ('expire', 'escalate')),
+    allow_self_approval boolean NOT NULL DEFAULT false,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    UNIQUE NULLS NOT DISTINCT (tenant, resource_type, kind)
+);
+COMMENT ON TABLE approvals.policies IS
+    'Approval policies matched at submit (NULL columns match anything)';
+
+CREATE TABLE approvals.handlers (
+    resource_type text PRIMARY KEY,
+    handler       regprocedure NOT NULL,
+    search_path   text NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE approvals.handlers IS
+    'Per resource type, a function run in the same transaction as every claim state change';
+
+CREATE TABLE approvals.tenant_grants (
+    tenant     text NOT NULL,
+    member     oid NOT NULL,
+    granted_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant, member)
+);
+COMMENT ON TABLE approvals.tenant_grants IS
+    'Which roles (and their members) may see and act on which tenant';
+
+CREATE TABLE approvals.idempotency_keys (
+    scope      text NOT NULL,
+    requester  text NOT NULL,
+    key        text NOT NULL,
+    request    text[] NOT NULL,
+    object_id  text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (scope, requester, key)
+);
+COMMENT ON TABLE approvals.idempotency_keys IS
+    'Idempotency keys: the arguments of the first call and the object it created';
+
+CREATE TABLE approvals.batches (
+    id                text PRIMARY KEY,
+    tenant            text,
+    coordinator       text NOT NULL,
+    comment           text,
+    action            text NOT NULL CHECK (action IN ('approve', 'reject')),
+    status            text NOT NULL
+        CHECK (status IN ('pending', 'queued', 'processing', 'completed', 'failed', 'cancelled')),
+    total_claims      integer NOT NULL DEFAULT 0,
+    processed_count   integer NOT NULL DEFAULT 0,
+    approved_count    integer NOT NULL DEFAULT 0,
+    rejected_count    integer NOT NULL DEFAULT 0,
+    failed_count      integer NOT NULL DEFAULT 0,
+    reverted_count    integer NOT NULL DEFAULT 0,
+    total_amount      numeric NOT NULL DEFAULT 0,
+    approved_amount   numeric NOT NULL DEFAULT 0,
+    failed_amount     numeric NOT NULL DEFAULT 0,
+    max_failures      integer CHECK (max_failures >= 0),
+    max_failure_ratio real CHECK (max_failure_ratio >= 0 AND max_failure_ratio <= 1),
+    on_threshold      text NOT NULL DEFAULT 'rollback'
+        CHECK (on_threshold IN ('rollback', 'continue')),
+    auto_retry        boolean NOT NULL DEFAULT true,
+    error             text,
+    idempotency_key   text,
+    created_by        oid NOT NULL,
+    next_position     integer NOT NULL DEFAULT 1,
+    worker_pid        integer,
+    worker_started    timestamptz,
+    attempts          integer NOT NULL DEFAULT 0,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    updated_at        timestamptz NOT NULL DEFAULT now(),
+    queued_at         timestamptz,
+    started_at        timestamptz,
+    completed_at      timestamptz,
+    cancelled_at      timestamptz
+);
+COMMENT ON TABLE approvals.batches IS
+    'Bulk approve/reject actions over lists of claims; written only by approvals functions';
+CREATE INDEX batches_queue ON approvals.batches (queued_at, id)
+    WHERE status IN ('queued', 'processing');
+CREATE INDEX batches_created ON approvals.batches (created_at DESC, id DESC);
+
+CREATE TABLE approvals.batch_items (
+    batch_id     text NOT NULL,
+    position     integer NOT NULL,
+    claim_id     text NOT NULL,
+    decision     text CHECK (decision IN ('approved', 'rejected', 'failed', 'reverted')),
+    error        text,
+    processed_at timestamptz,
+    PRIMARY KEY (batch_id, position)
+);
+COMMENT ON TABLE approvals.batch_items IS
+    'One row per claim of a batch, in the batch''s order, with its result';
+
+SELECT pg_catalog.pg_extension_config_dump('approvals.claims', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.events', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.policies', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.handlers', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.tenant_grants', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.idempotency_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.events_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.policies_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.batches', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.batch_items', '');
+
+-- The audit log refuses UPDATE, DELETE and TRUNCATE, whoever asks.
+CREATE FUNCTION approvals.events_append_only() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'approvals_events_append_only';
+CREATE TRIGGER events_no_update_delete BEFORE UPDATE OR DELETE ON approvals.events
+    FOR EACH ROW EXECUTE FUNCTION approvals.events_append_only();
+CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON approvals.events
+    FOR EACH STATEMENT EXECUTE FUNCTION approvals.events_append_only();
+
+-- ---------------------------------------------------------------------------
+-- Tenant visibility (row-level security for roles that are not platform/admin)
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION approvals.sees_all_tenants() RETURNS boolean
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'approvals_sees_all_tenants';
+COMMENT ON FUNCTION approvals.sees_all_tenants() IS
+    'True when the current role is a superuser or a member of approvals_platform or approvals_admin';
+
+CREATE FUNCTION approvals.visible_tenants() RETURNS text[]
+    LANGUAGE c STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'approvals_visible_tenants';
+COMMENT ON FUNCTION approvals.visible_tenants() IS
+    'The tenants granted to the current role or to a role it belongs to';
+
+ALTER TABLE approvals.claims ENABLE ROW LEVEL SECURITY;
+ALTER TABLE approvals.events ENABLE ROW LEVEL SECURITY;
+ALTER TABLE approvals.policies ENABLE ROW LEVEL SECURITY;
+CREATE POLICY policies_tenant_isolation ON approvals.policies FOR SELECT
+    USING (tenant IS NULL
+           OR (SELECT approvals.sees_all_tenants())
+           OR tenant = ANY ((SELECT approvals.visible_tenants())::text[]));
+CREATE POLICY claims_tenant_isolation ON approvals.claims FOR SELECT
+    USING (tenant IS NULL
+           OR (SELECT approvals.sees_all_tenants())
+           OR tenant = ANY ((SELECT approvals.visible_tenants())::text[]));
+CREATE POLICY events_tenant_isolation ON approvals.events FOR SELECT
+    USING (tenant IS NULL
+           OR (SELECT approvals.sees_all_tenants())
+           OR tenant = ANY ((SELECT approvals.visible_tenants())::text[]));
+
+ALTER TABLE approvals.batches ENABLE ROW LEVEL SECURITY;
+ALTER TABLE approvals.batch_items ENABLE ROW LEVEL SECURITY;
+CREATE POLICY batches_tenant_isolation ON approvals.batches FOR SELECT
+    USING (tenant IS NULL
+           OR (SELECT approvals.sees_all_tenants())
+           OR tenant = ANY ((SELECT approvals.visible_tenants())::text[]));
+CREATE POLICY batch_items_tenant_isolation ON approvals.batch_items FOR SELECT
+    USING (EXISTS (SELECT 1 FROM approvals.batches b WHERE b.id = batch_id));
+
+REVOKE ALL ON ALL TABLES IN SCHEMA approvals FROM PUBLIC;
+GRANT SELECT ON approvals.claims, approvals.events, approvals.policies,
+                approvals.handlers, approvals.batches, approvals.batch_items
+      TO approvals_reader;
+
+-- ---------------------------------------------------------------------------
+-- Claims
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION approvals.submit(
+    resource_type text, resource_id text, snapshot_hash text,
+    tenant text DEFAULT NULL, kind text DEFAULT 'data_review', note text DEFAULT NULL,
+    actor text DEFAULT NULL, id text DEFAULT NULL,
+    amount numeric DEFAULT NULL, currency text DEFAULT NULL,
+    title text DEFAULT NULL, context text DEFAULT NULL, fields jsonb DEFAULT NULL,
+    approvers text[] DEFAULT NULL, required_approvals integer DEFAULT NULL,
+    priority text DEFAULT 'normal', expires_at timestamptz DEFAULT NULL,
+    idempotency_key text DEFAULT NULL)
+RETURNS approvals.claims
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_submit';
+COMMENT ON FUNCTION approvals.submit(text, text, text, text, text, text, text, text, numeric,
+    text, text, text, jsonb, text[], integer, text, timestamptz, text) IS
+    'Submit a resource for approval: creates a pending claim (superseding the resource''s previous pending claim)';
+
+CREATE FUNCTION approvals.decide(
+    claim_id text, outcome text, comment text DEFAULT NULL,
+    snapshot_hash text DEFAULT NULL, actor text DEFAULT NULL)
+RETURNS approvals.claims
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_decide';
+COMMENT ON FUNCTION approvals.decide(text, text, text, text, text) IS
+    'Approve, reject or abstain on a pending claim';
+
+CREATE FUNCTION approvals.cancel_claim(claim_id text, comment text DEFAULT NULL,
+                                       actor text DEFAULT NULL)
+RETURNS approvals.claims
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_cancel_claim';
+COMMENT ON FUNCTION approvals.cancel_claim(text, text, text) IS
+    'Cancel a pending claim (its requester, or an admin)';
+
+CREATE FUNCTION approvals.expire_due() RETURNS integer
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_expire_due';
+COMMENT ON FUNCTION approvals.expire_due() IS
+    'Expire (or escalate, per policy) pending claims past expires_at; returns how many';
+
+-- ---------------------------------------------------------------------------
+-- Policies, handlers, tenants
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION approvals.set_policy(
+    resource_type text DEFAULT NULL, kind text DEFAULT NULL, tenant text DEFAULT NULL,
+    approvers text[] DEFAULT NULL, required_approvals integer DEFAULT 1,
+    auto_approve_below numeric DEFAULT NULL, expires_in interval DEFAULT NULL,
+    on_expiry text DEFAULT 'expire', allow_self_approval boolean DEFAULT false)
+RETURNS void
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_set_policy';
+COMMENT ON FUNCTION approvals.set_policy(text, text, text, text[], integer, numeric, interval,
+    text, boolean) IS
+    'Create or replace the policy for (tenant, resource_type, kind); NULL matches anything';
+
+CREATE FUNCTION approvals.set_handler(resource_type text, handler regprocedure)
+RETURNS void
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_set_handler';
+COMMENT ON FUNCTION approvals.set_handler(text, regprocedure) IS
+    'Set (or with NULL remove) the function f(approvals.claims, approvals.events) run with every state change of that resource type';
+
+CREATE FUNCTION approvals.grant_tenant(tenant text, member regrole) RETURNS void
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_grant_tenant';
+COMMENT ON FUNCTION approvals.grant_tenant(text, regrole) IS
+    'Let a role (and its members) see and act on a tenant''s claims and batches';
+
+CREATE FUNCTION approvals.revoke_tenant(tenant text, member regrole) RETURNS void
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_revoke_tenant';
+COMMENT ON FUNCTION approvals.revoke_tenant(text, regrole) IS
+    'Take back a tenant grant';
+
+-- ---------------------------------------------------------------------------
+-- JSON layer (seed 001: resource approval API; seed 004: approval interaction)
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION approvals.json_ts(ts timestamptz) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    RETURN pg_catalog.to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"');
+COMMENT ON FUNCTION approvals.json_ts(timestamptz) IS
+    'ISO 8601 UTC timestamp as the JSON layer prints it (2026-03-25T14:00:00Z)';
+
+CREATE FUNCTION approvals.json_required(body jsonb, key text) RETURNS text
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'approvals_json_required';
+COMMENT ON FUNCTION approvals.json_required(jsonb, text) IS
+    'The string value of a required key of a JSON request body (22004 when missing or null)';
+
+CREATE FUNCTION approvals.json_text_array(body jsonb, key text, required boolean)
+RETURNS text[]
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'approvals_json_text_array';
+COMMENT ON FUNCTION approvals.json_text_array(jsonb, text, boolean) IS
+    'A JSON array of strings in a request body as text[] (22004 when required and missing, 22023 when not an array of strings)';
+
+CREATE FUNCTION approvals.api_approval(c approvals.claims) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, approvals, pg_temp
+    RETURN pg_catalog.jsonb_build_object(
+        'id', c.id, 'object', 'approval', 'merchantId', c.tenant,
+        'resourceType', c.resource_type, 'resourceId', c.resource_id, 'kind', c.kind,
+        'decision', c.status, 'requester', c.requester,
+        'dataSnapshotHash', c.snapshot_hash, 'createdAt', approvals.json_ts(c.created_at),
+        'reviewer', c.reviewer, 'note', c.note, 'decidedAt', approvals.json_ts(c.decided_at));
+COMMENT ON FUNCTION approvals.api_approval(approvals.claims) IS
+    'A claim as the resource approval API''s approval object';
+
+CREATE FUNCTION approvals.api_submit(body jsonb) RETURNS jsonb
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT approvals.api_approval(approvals.submit(
+        resource_type => approvals.json_required(body, 'resourceType'),
+        resource_id   => approvals.json_required(body, 'resourceId'),
+        snapshot_hash => approvals.json_required(body, 'dataSnapshotHash'),
+        tenant        => approvals.json_required(body, 'merchantId'),
+        kind          => coalesce(body ->> 'kind', 'data_review'),
+        note          => body ->> 'note',
+        actor         => body ->> 'actorId'));
+END;
+COMMENT ON FUNCTION approvals.api_submit(jsonb) IS
+    'POST /v0/approvals: submit from the seed''s request body, answer with its approval object';
+
+CREATE FUNCTION approvals.api_respond(claim_id text, body jsonb, actor text DEFAULT NULL)
+RETURNS jsonb
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'interactionId', d.id,
+        'respondedBy', d.reviewer,
+        'outcome', approvals.json_required(body, 'outcome'),
+        'data', CASE WHEN body #> '{data,comment}' IS NULL THEN '{}'::jsonb
+                     ELSE pg_catalog.jsonb_build_object('comment', body #>> '{data,comment}') END,
+        'timestamp', approvals.json_ts(pg_catalog.now()))
+    FROM approvals.decide(claim_id, approvals.json_required(body, 'outcome'),
+                          body #>> '{data,comment}', NULL, actor) AS d;
+END;
+COMMENT ON FUNCTION approvals.api_respond(text, jsonb, text) IS
+    'Approval interaction response: decide from {outcome, data:{comment}}, answer with the seed''s response object';
+
+
+-- ---------------------------------------------------------------------------
+-- Batches
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION approvals.create_batch(
+    claim_ids text[], coordinator text DEFAULT NULL, comment text DEFAULT NULL,
+    action text DEFAULT 'approve', start boolean DEFAULT true, tenant text DEFAULT NULL,
+    max_failures integer DEFAULT NULL, max_failure_ratio real DEFAULT NULL,
+    on_threshold text DEFAULT 'rollback', auto_retry boolean DEFAULT true,
+    idempotency_key text DEFAULT NULL)
+RETURNS approvals.batches
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_create_batch';
+COMMENT ON FUNCTION approvals.create_batch(text[], text, text, text, boolean, text, integer,
+    real, text, boolean, text) IS
+    'Create a batch approving (or rejecting) a list of claims: queued for processing, or pending (amendable) with start => false';
+
+CREATE FUNCTION approvals.update_batch(batch_id text, claim_ids text[] DEFAULT NULL,
+    add_claim_ids text[] DEFAULT NULL, comment text DEFAULT NULL)
+RETURNS approvals.batches
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_update_batch';
+COMMENT ON FUNCTION approvals.update_batch(text, text[], text[], text) IS
+    'Amend a pending batch: replace (claim_ids) or extend (add_claim_ids) its claims, change its comment';
+
+CREATE FUNCTION approvals.start_batch(batch_id text, confirm_claim_ids text[] DEFAULT NULL)
+RETURNS approvals.batches
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_start_batch';
+COMMENT ON FUNCTION approvals.start_batch(text, text[]) IS
+    'Queue a pending batch, optionally confirming its exact claim set (AP002 when it differs)';
+
+CREATE FUNCTION approvals.process_batch(batch_id text)
+RETURNS TABLE (claim_id text, decision text, error text, processed_at timestamptz)
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_process_batch';
+COMMENT ON FUNCTION approvals.process_batch(text) IS
+    'Process a pending or queued batch now, inside the calling transaction; one row per claim';
+
+CREATE FUNCTION approvals.cancel_batch(batch_id text, comment text DEFAULT NULL)
+RETURNS TABLE (batch_id text, cancelled boolean, cancelled_at timestamptz, claims_reverted integer)
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_cancel_batch';
+COMMENT ON FUNCTION approvals.cancel_batch(text, text) IS
+    'Cancel a pending, queued or processing batch and revert the claims it decided';
+
+CREATE FUNCTION approvals.batch_results(batch_id text)
+RETURNS TABLE (claim_id text, decision text, error text, processed_at timestamptz)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_batch_results';
+COMMENT ON FUNCTION approvals.batch_results(text) IS
+    'One row per claim of a batch, in the batch''s order';
+
+CREATE FUNCTION approvals.list_batches(status text DEFAULT NULL, coordinator text DEFAULT NULL,
+    page integer DEFAULT 1, page_limit integer DEFAULT 20)
+RETURNS SETOF approvals.batches
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_list_batches';
+COMMENT ON FUNCTION approvals.list_batches(text, text, integer, integer) IS
+    'Batches visible to the caller, newest first, one page at a time';
+
+CREATE FUNCTION approvals.get_batch(batch_id text) RETURNS approvals.batches
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_get_batch';
+COMMENT ON FUNCTION approvals.get_batch(text) IS
+    'One batch (P0002 when it does not exist, 42501 when its tenant is not visible)';
+
+CREATE FUNCTION approvals.wait_batch(batch_id text, timeout interval DEFAULT '1 minute')
+RETURNS approvals.batches
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_wait_batch';
+COMMENT ON FUNCTION approvals.wait_batch(text, interval) IS
+    'Block until the batch is completed, failed or cancelled, or the timeout passes; returns it';
+
+CREATE PROCEDURE approvals.run_queued(max_batches integer DEFAULT NULL)
+    LANGUAGE c
+    AS 'MODULE_PATHNAME', 'approvals_run_queued';
+COMMENT ON PROCEDURE approvals.run_queued(integer) IS
+    'Process queued batches in this session, committing after every chunk (for pg_cron or psql)';
+
+CREATE FUNCTION approvals.purge_batches(older_than interval) RETURNS integer
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_purge_batches';
+COMMENT ON FUNCTION approvals.purge_batches(interval) IS
+    'Delete finished batches (and their items) older than that; the audit events stay';
+
+CREATE VIEW approvals.batch_progress WITH (security_invoker = true) AS
+SELECT b.id AS batch_id,
+       b.status,
+       b.processed_count,
+       b.total_claims,
+       round(100.0 * b.processed_count / nullif(b.total_claims, 0), 1) AS percent,
+       round((b.processed_count / nullif(extract(epoch FROM
+             coalesce(b.completed_at, b.cancelled_at, now()) - b.started_at), 0))::numeric, 1)
+           AS claims_per_second,
+       CASE WHEN b.status = 'processing' AND b.processed_count > 0 THEN
+           (coalesce(b.completed_at, now()) - b.started_at)
+           * ((b.total_claims - b.processed_count)::float8 / b.processed_count)
+       END AS estimated_time_left,
+       b.queued_at - b.created_at AS time_to_queue,
+       b.started_at - b.queued_at AS time_in_queue,
+       coalesce(b.completed_at, b.cancelled_at, now()) - b.started_at AS time_processing,
+       b.worker_pid,
+       b.attempts
+FROM approvals.batches b;
+COMMENT ON VIEW approvals.batch_progress IS
+    'Progress of every batch: processed/total, percent, claims per second, estimated time left, worker pid';
+
+-- ---------------------------------------------------------------------------
+-- JSON layer for batches (seed 000: bulk approval processor)
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION approvals.api_batch_summary(b approvals.batches) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, approvals, pg_temp
+    RETURN pg_catalog.jsonb_build_object(
+        'batch_id', b.id, 'coordinator_id', b.coordinator, 'status', b.status,
+        'total_claims', b.total_claims, 'approved_count', b.approved_count,
+        'rejected_count', b.rejected_count + b.failed_count,
+        'created_at', approvals.json_ts(b.created_at),
+        'completed_at', approvals.json_ts(b.completed_at));
+COMMENT ON FUNCTION approvals.api_batch_summary(approvals.batches) IS
+    'A batch as the bulk approval processor lists it (failed items count as rejected there)';
+
+CREATE FUNCTION approvals.api_list_batches(page integer DEFAULT 1, "limit" integer DEFAULT 20)
+RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'data', coalesce((SELECT pg_catalog.jsonb_agg(approvals.api_batch_summary(b))
+                          FROM approvals.list_batches(NULL, NULL, page, "limit") AS b), '[]'::jsonb),
+        'pagination', pg_catalog.jsonb_build_object(
+            'page', page, 'limit', "limit",
+            'total', (SELECT pg_catalog.count(*) FROM approvals.batches)));
+END;
+COMMENT ON FUNCTION approvals.api_list_batches(integer, integer) IS
+    'GET /approval-batches: {data: [...], pagination: {page, limit, total}}';
+
+CREATE FUNCTION approvals.api_get_batch(batch_id text) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT approvals.api_batch_summary(b)
+        || pg_catalog.jsonb_build_object('results', coalesce((
+            SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                       'claim_id', r.claim_id,
+                       'decision', CASE r.decision WHEN 'failed' THEN 'rejected' ELSE r.decision END,
+                       'error', r.error))
+                   || pg_catalog.jsonb_build_object('processed_at', approvals.json_ts(r.processed_at))
+                   ORDER BY r.ord)
+            FROM approvals.batch_results(b.id) WITH ORDINALITY AS r(claim_id, decision, error, processed_at, ord)),
+            '[]'::jsonb))
+    FROM approvals.get_batch(api_get_batch.batch_id) AS b;
+END;
+COMMENT ON FUNCTION approvals.api_get_batch(text) IS
+    'GET /approval-batches/:id: the batch with per-claim results (failed items appear as rejected with an error)';
+
+CREATE FUNCTION approvals.api_create_batch(body jsonb) RETURNS jsonb
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'batch_id', b.id, 'coordinator_id', b.coordinator, 'status', b.status,
+        'total_claims', b.total_claims, 'created_at', approvals.json_ts(b.created_at))
+    FROM approvals.create_batch(
+        claim_ids   => approvals.json_text_array(body, 'claim_ids', true),
+        coordinator => body ->> 'coordinator_id',
+        comment     => body ->> 'comment') AS b;
+END;
+COMMENT ON FUNCTION approvals.api_create_batch(jsonb) IS
+    'POST /approval-batches: create and queue a batch from {claim_ids, coordinator_id, comment}';
+
+CREATE FUNCTION approvals.api_update_batch(batch_id text, body jsonb) RETURNS jsonb
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'batch_id', b.id, 'status', b.status, 'total_claims', b.total_claims,
+        'updated_at', approvals.json_ts(b.updated_at))
+    FROM approvals.update_batch(
+        api_update_batch.batch_id,
+        claim_ids     => approvals.json_text_array(body, 'claim_ids', false),
+        add_claim_ids => approvals.json_text_array(body, 'add_claim_ids', false),
+        comment       => body ->> 'comment') AS b;
+END;
+COMMENT ON FUNCTION approvals.api_update_batch(text, jsonb) IS
+    'PUT /approval-batches/:id: amend a pending batch from {claim_ids, add_claim_ids, comment}';
+
+CREATE FUNCTION approvals.api_cancel_batch(batch_id text) RETURNS jsonb
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'batch_id', c.batch_id, 'cancelled', c.cancelled,
+        'cancelled_at', approvals.json_ts(c.cancelled_at), 'claims_reverted', c.claims_reverted)
+    FROM approvals.cancel_batch(api_cancel_batch.batch_id) AS c;
+END;
+COMMENT ON FUNCTION approvals.api_cancel_batch(text) IS
+    'DELETE /approval-batches/:id: cancel a batch, answer {batch_id, cancelled, cancelled_at, claims_reverted}';
+
+-- ---------------------------------------------------------------------------
+-- Privileges: PUBLIC gets nothing; each group role gets what it needs.
+-- ---------------------------------------------------------------------------
+REVOKE ALL ON ALL ROUTINES IN SCHEMA approvals FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION approvals.sees_all_tenants(), approvals.visible_tenants(),
+      approvals.json_ts(timestamptz), approvals.json_required(jsonb, text),
+      approvals.api_approval(approvals.claims)
+      TO approvals_reader, approvals_requester, approvals_reviewer,
+         approvals_coordinator, approvals_admin, approvals_platform;
+GRANT EXECUTE ON FUNCTION
+      approvals.submit(text, text, text, text, text, text, text, text, numeric, text, text,
+                       text, jsonb, text[], integer, text, timestamptz, text),
+      approvals.api_submit(jsonb)
+      TO approvals_requester;
+GRANT EXECUTE ON FUNCTION approvals.cancel_claim(text, text, text)
+      TO approvals_requester, approvals_admin;
+GRANT EXECUTE ON FUNCTION approvals.decide(text, text, text, text, text),
+      approvals.api_respond(text, jsonb, text)
+      TO approvals_reviewer;
+GRANT EXECUTE ON FUNCTION
+      approvals.create_batch(text[], text, text, text, boolean, text, integer, real, text,
+                             boolean, text),
+      approvals.update_batch(text, text[], text[], text),
+      approvals.start_batch(text, text[]),
+      approvals.process_batch(text),
+      approvals.cancel_batch(text, text),
+      approvals.wait_batch(text, interval),
+      approvals.api_create_batch(jsonb),
+      approvals.api_update_batch(text, jsonb),
+      approvals.api_cancel_batch(text)
+      TO approvals_coordinator;
+GRANT EXECUTE ON PROCEDURE approvals.run_queued(integer) TO approvals_coordinator, approvals_admin;
+GRANT EXECUTE ON FUNCTION approvals.batch_results(text),
+      approvals.list_batches(text, text, integer, integer),
+      approvals.get_batch(text),
+      approvals.api_batch_summary(approvals.batches),
+      approvals.api_list_batches(integer, integer),
+      approvals.api_get_batch(text),
+      approvals.json_text_array(jsonb, text, boolean)
+      TO approvals_reader;
+GRANT EXECUTE ON FUNCTION approvals.purge_batches(interval) TO approvals_admin;
+GRANT SELECT ON approvals.batch_progress TO approvals_reader;
+GRANT EXECUTE ON FUNCTION approvals.expire_due(),
+      approvals.set_policy(text, text, text, text[], integer, numeric, interval, text, boolean),
+      approvals.set_handler(text, regprocedure),
+      approvals.grant_tenant(text, regrole), approvals.revoke_tenant(text, regrole)
+      TO approvals_admin;
