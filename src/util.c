@@ -654,7 +654,7 @@ ApExecIntoTuplestore(const char *sql, int nargs, const Oid *argtypes,
 	bool	   *colnulls = palloc(sizeof(bool) * desc->natts);
 
 	ApNullsString(nargs, isnull, nulls);
-	portal = SPI_cursor_open(NULL, plan, (Datum *) values, nulls, true);
+	portal = SPI_cursor_open(NULL, plan, (Datum *) values, nulls, false);
 	MemoryContextSwitchTo(caller_cxt);
 	for (;;)
 	{

@@ -1,0 +1,81 @@
+-- 09_hostile_inputs: the inputs that once crashed the server or raised XX000,
+-- each with the error a user should see instead, and the rules that gave
+-- different answers for the same role:
+--   - json_required / json_text_array with a NULL key or NULL flag (segfault)
+--   - set_handler(0::regprocedure) (XX000 cache lookup failed), grant_tenant(0::regrole)
+--   - a claim id of 64 multibyte characters: submitted, then found by a batch
+--     (the batch code counted bytes into a 65-byte key: "Claim not found")
+--   - a NOINHERIT member gets the same answer for group roles and tenant grants
+--     (has_privs_of_role for both; tenants used is_member_of_role)
+BEGIN;
+SELECT plan(18);
+
+-- JSON helpers: NULL arguments are 22004, never a crash (also constant-folded at plan time)
+SELECT throws_ok($$SELECT approvals.json_required('{}', NULL)$$, '22004', 'key must not be null',
+                 'json_required with a NULL key is 22004');
+SELECT throws_ok($$SELECT approvals.json_required(NULL, 'a')$$, '22004', 'request body must not be null',
+                 'json_required with a NULL body is 22004');
+SELECT throws_ok($$SELECT approvals.json_text_array('{}', NULL, false)$$, '22004', 'key must not be null',
+                 'json_text_array with a NULL key is 22004');
+SELECT throws_ok($$SELECT approvals.json_text_array('{"a":["x"]}', 'a', NULL)$$, '22004',
+                 'required must not be null', 'json_text_array with a NULL required flag is 22004');
+SELECT throws_ok($$SELECT approvals.json_text_array('[1,2]', 'a', true)$$, '22023', NULL,
+                 'json_text_array on a JSON array body is 22023');
+SELECT is(approvals.json_text_array('{"a":["x",null]}', 'a', true), ARRAY['x', NULL],
+          'json_text_array still reads an array of strings');
+
+-- Zero OIDs name nothing: a clear error with an errcode, not "cache lookup failed"
+SELECT throws_ok($$SELECT approvals.set_handler('invoice', 0::oid::regprocedure)$$, '42883',
+                 'function with OID 0 does not exist', 'set_handler(0::regprocedure) is 42883');
+SELECT throws_ok($$SELECT approvals.grant_tenant('t09', 0::oid::regrole)$$, '42704',
+                 'role with OID 0 does not exist', 'grant_tenant(0::regrole) is 42704');
+SELECT throws_ok($$SELECT approvals.revoke_tenant('t09', 0::oid::regrole)$$, '42704',
+                 'role with OID 0 does not exist', 'revoke_tenant(0::regrole) is 42704');
+
+-- Ids are limited in characters everywhere: 64 Cyrillic characters (128 bytes) work in a batch
+SELECT lives_ok($$SELECT approvals.submit('t09_inv', 'r-cyr', 'h', actor => 'usr_req09',
+                                          id => repeat('ж', 64))$$,
+                'a 64-character Cyrillic claim id is accepted by submit');
+SELECT throws_ok($$SELECT approvals.submit('t09_inv', 'r-cyr2', 'h', actor => 'usr_req09',
+                                           id => repeat('ж', 65))$$, '22001', NULL,
+                 'a 65-character id is 22001');
+SELECT lives_ok($$SELECT approvals.submit('t09_inv', 'r-emoji', 'h', actor => 'usr_req09',
+                                          id => repeat('😀', 33))$$,
+                'a 33-emoji claim id (132 bytes) is accepted by submit');
+CREATE TEMP TABLE r09 AS
+    SELECT * FROM approvals.process_batch((approvals.create_batch(
+        ARRAY[repeat('ж', 64), repeat('😀', 33), 'tap09_missing'], coordinator => 'usr_coord09',
+        start => false)).id);
+SELECT is((SELECT string_agg(coalesce(decision, '-') || ':' || coalesce(error, '-'), ' | ' ORDER BY claim_id)
+             FROM r09),
+          'failed:Claim not found | approved:- | approved:-',
+          'a batch finds and decides claims whose ids are 128 and 132 bytes long');
+SELECT is((SELECT status FROM approvals.claims WHERE id = repeat('😀', 33)), 'approved',
+          'the emoji claim is approved');
+
+-- One membership rule: a NOINHERIT member has neither the group's role nor its tenant
+CREATE ROLE t09_grp;
+CREATE ROLE t09_noinherit NOINHERIT IN ROLE approvals_reader, t09_grp;
+CREATE ROLE t09_inherit IN ROLE approvals_reader, t09_grp;
+-- visible_tenants() itself is granted to the group roles, which neither role inherits
+GRANT USAGE ON SCHEMA approvals TO t09_noinherit, t09_grp;
+GRANT EXECUTE ON FUNCTION approvals.visible_tenants() TO t09_noinherit, t09_grp;
+SELECT approvals.grant_tenant('t09_ten', 't09_grp');
+SELECT approvals.submit('t09_inv', 'r-ten', 'h', actor => 'usr_req09', id => 'tap09_ten',
+                        tenant => 't09_ten');
+SET ROLE t09_inherit;
+SELECT is((SELECT count(*)::int FROM approvals.claims WHERE id = 'tap09_ten'), 1,
+          'an inheriting member of a granted group sees the tenant''s claim');
+RESET ROLE;
+SET ROLE t09_noinherit;
+SELECT throws_ok($$SELECT count(*) FROM approvals.claims$$, '42501', NULL,
+                 'a NOINHERIT member of approvals_reader has no reader privileges');
+SELECT is(approvals.visible_tenants(), '{}'::text[],
+          'and no tenant through a group it does not inherit from (same rule)');
+SET ROLE t09_grp;
+SELECT is(approvals.visible_tenants(), ARRAY['t09_ten'],
+          'after SET ROLE to the group it has the group''s tenant');
+RESET ROLE;
+
+SELECT * FROM finish();
+ROLLBACK;
