@@ -4,6 +4,8 @@
 #   check DESC EXPECTED ACTUAL     ok when equal, else not ok with both values
 #   sqld DB ARGS... / sql ARGS...  psql -qAt on DB (sql: on postgres), SQL_TIMEOUT s (30)
 #   wait_true SECONDS QUERY        poll a boolean QUERY every WAIT_INTERVAL s (0.1) until t
+#   grand_total PID                the memory-context grand total of backend PID, in bytes
+#                                  (pg_log_backend_memory_contexts, read back from \$AP_LOG)
 # shellcheck shell=bash
 
 N=0
@@ -27,4 +29,18 @@ wait_true() {
         sleep "${WAIT_INTERVAL:-0.1}"
     done
     [[ $(sql -c "$2" 2>/dev/null) == t ]]
+}
+grand_total() {
+    local pid=$1 before i line
+    before=$(grep -c "\[$pid\] LOG:  Grand total" "$AP_LOG")
+    sql -c "SELECT pg_log_backend_memory_contexts($pid)" >/dev/null || return 1
+    for ((i = 0; i < 100; i++)); do
+        line=$(grep "\[$pid\] LOG:  Grand total" "$AP_LOG" | sed -n "$((before + 1))p")
+        if [[ -n $line ]]; then
+            sed -E 's/.*Grand total: ([0-9]+) bytes.*/\1/' <<<"$line"
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
 }

@@ -23,22 +23,6 @@ ap_wait_ready 60 || { not_ok "server accepts connections"; exit 1; }
 PGOPTIONS='-c client_min_messages=warning' sql -c "CREATE EXTENSION IF NOT EXISTS approvals" \
     >/dev/null || { not_ok "extension present"; exit 1; }
 
-# The grand total of a backend's memory contexts, as logged for PID (waits for the log line).
-grand_total() {
-    local pid=$1 before i line
-    before=$(grep -c "\[$pid\] LOG:  Grand total" "$AP_LOG")
-    sql -c "SELECT pg_log_backend_memory_contexts($pid)" >/dev/null || return 1
-    for ((i = 0; i < 100; i++)); do
-        line=$(grep "\[$pid\] LOG:  Grand total" "$AP_LOG" | sed -n "$((before + 1))p")
-        if [[ -n $line ]]; then
-            sed -E 's/.*Grand total: ([0-9]+) bytes.*/\1/' <<<"$line"
-            return 0
-        fi
-        sleep 0.1
-    done
-    return 1
-}
-
 if SQL_TIMEOUT=300 sql -c "INSERT INTO approvals.claims (id, resource_type, resource_id, kind,
         snapshot_hash, status, requester)
     SELECT 'clm_${RUN}_' || g, 'mem', '${RUN}-' || g, 'data_review', 'h', 'pending', 'usr_req'
