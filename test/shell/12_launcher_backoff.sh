@@ -32,7 +32,7 @@ sql -c "ALTER SYSTEM SET approvals.worker_enabled = off" -c "SELECT pg_reload_co
 sleep 1
 sql -c "SELECT approvals.submit('lb', '$RUN', 'h', actor => 'usr_req', id => '${RUN}_c')" >/dev/null
 BATCH=$(sql -c "SELECT id FROM approvals.create_batch(ARRAY['${RUN}_c'], coordinator => 'usr_coord')")
-[[ $BATCH == bat_* ]] && ok "batch queued" || { not_ok "batch queued"; exit 1; }
+if [[ $BATCH == bat_* ]]; then ok "batch queued"; else not_ok "batch queued"; exit 1; fi
 
 timeout -k 5 40 "$AP_BIN/psql" -X -h "$AP_PGHOST" -p "$AP_PGPORT" -U postgres -d postgres -qAt \
     -c "BEGIN" -c "SELECT 1 FROM approvals.batches WHERE id = '$BATCH' FOR UPDATE" \
