@@ -96,6 +96,7 @@ extern char *ApArgCString(FunctionCallInfo fcinfo, int argno);
 extern char *ApRequiredCString(FunctionCallInfo fcinfo, int argno, const char *name);
 extern void ApCheckLength(const char *name, const char *value, int limit);
 extern void ApCheckNotEmpty(const char *name, const char *value);
+extern void ApCheckFiniteNumeric(const char *name, struct NumericData *value);
 extern void ApCheckEnum(const char *name, const char *value, const char *const *allowed);
 
 /* util.c: callers, roles, tenants */

@@ -648,12 +648,15 @@ approvals_submit(PG_FUNCTION_ARGS)
 	ApCheckLength("idempotency_key", idem_key, AP_MAX_IDEMPOTENCY_KEY);
 	ApCheckEnum("priority", priority, priorities);
 	CheckFields(fields);
-	if (!PG_ARGISNULL(8) &&
-		DatumGetBool(DirectFunctionCall2(numeric_lt, PG_GETARG_DATUM(8),
-										 DirectFunctionCall1(int4_numeric, Int32GetDatum(0)))))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("amount must not be negative")));
+	if (!PG_ARGISNULL(8))
+	{
+		ApCheckFiniteNumeric("amount", PG_GETARG_NUMERIC(8));
+		if (DatumGetBool(DirectFunctionCall2(numeric_lt, PG_GETARG_DATUM(8),
+											 DirectFunctionCall1(int4_numeric, Int32GetDatum(0)))))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("amount must not be negative")));
+	}
 	if (!PG_ARGISNULL(13))
 	{
 		approvers = ApTextArrayToCStrings(PG_GETARG_DATUM(13), &n_approvers);

@@ -18,6 +18,7 @@
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
@@ -76,6 +77,8 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 		ApCheckApprovers(approvers, n_approvers);
 	}
 	ApCheckRequiredApprovals(required, !PG_ARGISNULL(3), n_approvers);
+	if (!PG_ARGISNULL(5))
+		ApCheckFiniteNumeric("auto_approve_below", PG_GETARG_NUMERIC(5));
 	if (!PG_ARGISNULL(5) &&
 		DatumGetBool(DirectFunctionCall2(numeric_le, PG_GETARG_DATUM(5),
 										 DirectFunctionCall1(int4_numeric, Int32GetDatum(0)))))

@@ -30,6 +30,7 @@
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/guc.h"
 #include "optimizer/cost.h"
 #include "storage/latch.h"
@@ -109,6 +110,16 @@ ApCheckNotEmpty(const char *name, const char *value)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be empty", name)));
+}
+
+/* 22023 when a numeric argument is NaN or infinite (amounts are sums of money). */
+void
+ApCheckFiniteNumeric(const char *name, Numeric value)
+{
+	if (numeric_is_nan(value) || numeric_is_inf(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must be a finite number", name)));
 }
 
 /* 22023 unless value is one of the NULL-terminated allowed list. */

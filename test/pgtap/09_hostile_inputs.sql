@@ -5,10 +5,11 @@
 --   - set_handler(0::regprocedure) (XX000 cache lookup failed), grant_tenant(0::regrole)
 --   - a claim id of 64 multibyte characters: submitted, then found by a batch
 --     (the batch code counted bytes into a 65-byte key: "Claim not found")
+--   - NaN and Infinity amounts (accepted: NaN >= 0 is true for numeric)
 --   - a NOINHERIT member gets the same answer for group roles and tenant grants
 --     (has_privs_of_role for both; tenants used is_member_of_role)
 BEGIN;
-SELECT plan(18);
+SELECT plan(21);
 
 -- JSON helpers: NULL arguments are 22004, never a crash (also constant-folded at plan time)
 SELECT throws_ok($$SELECT approvals.json_required('{}', NULL)$$, '22004', 'key must not be null',
@@ -31,6 +32,14 @@ SELECT throws_ok($$SELECT approvals.grant_tenant('t09', 0::oid::regrole)$$, '427
                  'role with OID 0 does not exist', 'grant_tenant(0::regrole) is 42704');
 SELECT throws_ok($$SELECT approvals.revoke_tenant('t09', 0::oid::regrole)$$, '42704',
                  'role with OID 0 does not exist', 'revoke_tenant(0::regrole) is 42704');
+
+-- Money is finite: NaN and Infinity would poison every sum of a batch
+SELECT throws_ok($$SELECT approvals.submit('t09_inv', 'r-nan', 'h', actor => 'usr_req09', amount => 'NaN')$$,
+                 '22023', 'amount must be a finite number', 'amount NaN is 22023');
+SELECT throws_ok($$SELECT approvals.submit('t09_inv', 'r-inf', 'h', actor => 'usr_req09', amount => 'Infinity')$$,
+                 '22023', 'amount must be a finite number', 'amount Infinity is 22023');
+SELECT throws_ok($$SELECT approvals.set_policy('t09_inv', auto_approve_below => 'Infinity')$$,
+                 '22023', 'auto_approve_below must be a finite number', 'auto_approve_below Infinity is 22023');
 
 -- Ids are limited in characters everywhere: 64 Cyrillic characters (128 bytes) work in a batch
 SELECT lives_ok($$SELECT approvals.submit('t09_inv', 'r-cyr', 'h', actor => 'usr_req09',
