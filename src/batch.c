@@ -1628,7 +1628,7 @@ approvals_wait_batch(PG_FUNCTION_ARGS)
 	Datum		result;
 
 	ApResolveCaller(&call.caller, NULL);
-	ApRequireRole(call.caller.roleid, AP_ROLE_READER, "wait for batches");
+	ApRequireRole(call.caller.roleid, AP_ROLE_COORDINATOR, "wait for batches");
 	batch_id = ApRequiredCString(fcinfo, 0, "batch_id");
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,

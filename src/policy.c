@@ -296,7 +296,9 @@ approvals_events_append_only(PG_FUNCTION_ARGS)
 	const char *op;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
-		elog(ERROR, "approvals_events_append_only must be called as a trigger");
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("approvals.events_append_only() must be called as a trigger")));
 	if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
 		op = "UPDATE";
 	else if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
