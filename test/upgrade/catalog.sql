@@ -12,6 +12,8 @@
 -- non-built-in object, the pg_extension_config_dump registrations, and the extension's
 -- members (pg_depend deptype 'e').  Owners are left out: both sides are created by the same
 -- superuser, and ACLs (which name the grantor) are compared as they are.
+-- Column options leave out pg_attver=N: this server build (PostgreSQL 15.20 as packaged here)
+-- stamps it on every column it creates, with a value that differs per relation and install.
 SET search_path = pg_catalog;
 WITH nsp AS (
     SELECT n.oid, n.nspacl FROM pg_namespace n WHERE n.nspname = 'approvals'
@@ -62,7 +64,9 @@ WITH nsp AS (
                   coalesce(pg_get_expr(ad.adbin, ad.adrelid), '-'),
                   nullif(a.attidentity, ''), nullif(a.attgenerated, ''),
                   coalesce(co.collname, '-'), a.attstorage, nullif(a.attcompression, ''),
-                  a.attstattarget, coalesce(a.attoptions::text, '-'),
+                  a.attstattarget,
+                  coalesce((SELECT array_agg(o ORDER BY o)::text FROM unnest(a.attoptions) AS o
+                            WHERE o NOT LIKE 'pg\_attver=%'), '-'),
                   coalesce(a.attacl::text, '-'))
     FROM rel r
     JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
