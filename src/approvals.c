@@ -15,6 +15,7 @@ void		_PG_init(void);
 
 int			ap_max_batch_claims = 1000000;
 int			ap_chunk_size = 1000;
+bool		ap_notify = true;
 
 /* Define the settings and wire the modules. */
 void
@@ -34,6 +35,12 @@ _PG_init(void)
 							1000, 1, 100000,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("approvals.notify",
+							 "Whether decisions and finished batches send NOTIFY approvals.",
+							 NULL,
+							 &ap_notify, true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
 	ApUtilInit();
 	ApWorkerInit();
 	MarkGUCPrefixReserved("approvals");

@@ -45,6 +45,8 @@
 #define AP_MAX_ID				64
 #define AP_MAX_IDEMPOTENCY_KEY	255
 #define AP_MAX_FIELDS			20
+#define AP_MAX_APPROVERS		50	/* actors in one route */
+#define AP_MAX_EXPIRES_IN		"100 years"	/* longest policy expires_in */
 
 /* The group roles */
 typedef enum ApprovalsRole
@@ -154,6 +156,7 @@ extern char **ApTextArrayToCStrings(Datum array, int *n);
 /* approvals.c: settings */
 extern int	ap_max_batch_claims;
 extern int	ap_chunk_size;
+extern bool ap_notify;
 
 /* claim.c: shared with policies and batches */
 extern char *ApIdempotencyLookup(const char *scope, const char *requester, const char *key,

@@ -996,7 +996,8 @@ ChunkStoreCounters(ChunkState *cs, int next_position)
 
 	for (int i = 0; i < cs->n; i++)
 	{
-		bool		failed = strcmp(cs->decision[i], "failed") == 0;
+		/* an item left without a decision (impossible through the API) counts as failed */
+		bool		failed = cs->decision[i] == NULL || strcmp(cs->decision[i], "failed") == 0;
 
 		if (failed)
 			n_failed++;
@@ -1572,7 +1573,7 @@ Datum
 approvals_list_batches(PG_FUNCTION_ARGS)
 {
 	static const char *sql =
-		"SELECT b.* FROM approvals.batches b "
+		"SELECT b FROM approvals.batches b "
 		"WHERE ($1::text IS NULL OR b.status = $1) "
 		"AND ($2::text IS NULL OR b.coordinator = $2) "
 		"AND ($3 OR b.tenant IS NULL OR b.tenant = ANY ($4)) "
@@ -1611,7 +1612,18 @@ approvals_list_batches(PG_FUNCTION_ARGS)
 	values[5] = Int64GetDatum((int64) (page - 1) * limit);
 	n = ApExec(sql, 6, types, values, nulls, 0);
 	for (int i = 0; i < n; i++)
-		tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+	{
+		/* whole rows of the table's row type, dropped columns included, as the result is */
+		bool		isnull;
+		HeapTupleHeader row = DatumGetHeapTupleHeader(ApGetDatum(i, 1, &isnull));
+		HeapTupleData tuple;
+
+		tuple.t_len = HeapTupleHeaderGetDatumLength(row);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = InvalidOid;
+		tuple.t_data = row;
+		tuplestore_puttuple(rsinfo->setResult, &tuple);
+	}
 	ApEnd(&call);
 	return (Datum) 0;
 }
@@ -1648,16 +1660,29 @@ approvals_wait_batch(PG_FUNCTION_ARGS)
 	for (;;)
 	{
 		bool		terminal;
+		char		status[NAMEDATALEN];
 
-		/* each poll in its own SPI connection: nothing accumulates while waiting */
+		/*
+		 * Each poll in its own SPI connection: nothing accumulates while
+		 * waiting (bi's strings die with it; status is copied out).
+		 */
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		BatchLoadVisible(&call.caller, batch_id, false, &bi, "read batches");
-		terminal = strcmp(bi.status, "completed") == 0 || strcmp(bi.status, "failed") == 0 ||
-			strcmp(bi.status, "cancelled") == 0;
+		strlcpy(status, bi.status, sizeof(status));
 		SPI_finish();
+		terminal = strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
+			strcmp(status, "cancelled") == 0;
 		if (terminal || GetCurrentTimestamp() >= deadline)
 			break;
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+					 errmsg("wait_batch cannot see batch \"%s\" progress in a %s transaction",
+							batch_id, IsolationIsSerializable() ? "SERIALIZABLE" : "REPEATABLE READ"),
+					 errdetail("The batch is %s; this transaction's snapshot will not show it change.",
+							   status),
+					 errhint("Call wait_batch outside a transaction block, or in a READ COMMITTED transaction.")));
 		ApBackoffSleep(50);
 	}
 	result = BatchRowDatum(batch_id);

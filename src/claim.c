@@ -413,15 +413,30 @@ CheckFields(Jsonb *fields)
 	}
 }
 
-/* 22023/22001 unless approvers is a non-empty list of distinct actor ids. */
+static int
+CompareApprovers(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * 22023/22001 unless approvers is a non-empty list of at most AP_MAX_APPROVERS
+ * distinct actor ids.
+ */
 void
 ApCheckApprovers(char **approvers, int n)
 {
+	char	  **sorted;
+
 	if (n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("approvers must not be empty"),
 				 errhint("Pass NULL for a claim without a route.")));
+	if (n > AP_MAX_APPROVERS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("approvers lists %d actors; the limit is %d", n, AP_MAX_APPROVERS)));
 	for (int i = 0; i < n; i++)
 	{
 		if (approvers[i] == NULL)
@@ -430,12 +445,16 @@ ApCheckApprovers(char **approvers, int n)
 					 errmsg("approvers must not contain NULL")));
 		ApCheckNotEmpty("approver", approvers[i]);
 		ApCheckLength("approver", approvers[i], AP_MAX_ACTOR);
-		for (int j = 0; j < i; j++)
-			if (strcmp(approvers[i], approvers[j]) == 0)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("approvers lists \"%s\" twice", approvers[i])));
 	}
+	sorted = palloc(sizeof(char *) * n);
+	memcpy(sorted, approvers, sizeof(char *) * n);
+	qsort(sorted, n, sizeof(char *), CompareApprovers);
+	for (int i = 1; i < n; i++)
+		if (strcmp(sorted[i - 1], sorted[i]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("approvers lists \"%s\" twice", sorted[i])));
+	pfree(sorted);
 }
 
 /* 22023 unless 1 <= required <= n_approvers (when there is a route). */
@@ -690,7 +709,8 @@ approvals_submit(PG_FUNCTION_ARGS)
 	PolicyLookup(tenant, resource_type, kind, &pm);
 	if (approvers)
 	{
-		approvers_datum = PG_GETARG_DATUM(13);
+		/* rebuilt, so that the route is numbered from 1 whatever bounds were passed */
+		approvers_datum = ApCStringArrayDatum(approvers, n_approvers);
 		approvers_null = false;
 	}
 	else

@@ -20,6 +20,9 @@
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/regproc.h"
+#include "storage/lmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
 #include "utils/syscache.h"
 
 #include "approvals.h"
@@ -59,6 +62,7 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 	char	   *on_expiry = PG_ARGISNULL(7) ? "expire" : ApArgCString(fcinfo, 7);
 	int			required = PG_ARGISNULL(4) ? 1 : PG_GETARG_INT32(4);
 	int			n_approvers = 0;
+	char	  **approvers = NULL;
 	ApprovalsCall call;
 
 	ApResolveCaller(&call.caller, NULL);
@@ -72,8 +76,7 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 	ApCheckEnum("on_expiry", on_expiry, expiry_actions);
 	if (!PG_ARGISNULL(3))
 	{
-		char	  **approvers = ApTextArrayToCStrings(PG_GETARG_DATUM(3), &n_approvers);
-
+		approvers = ApTextArrayToCStrings(PG_GETARG_DATUM(3), &n_approvers);
 		ApCheckApprovers(approvers, n_approvers);
 	}
 	ApCheckRequiredApprovals(required, !PG_ARGISNULL(3), n_approvers);
@@ -87,14 +90,24 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 				 errmsg("auto_approve_below must be greater than 0")));
 	if (!PG_ARGISNULL(6))
 	{
-		Interval	zero;
+		Interval   *in = PG_GETARG_INTERVAL_P(6);
+		Datum		max = DirectFunctionCall3(interval_in, CStringGetDatum(AP_MAX_EXPIRES_IN),
+											  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 
-		memset(&zero, 0, sizeof(zero));
-		if (DatumGetBool(DirectFunctionCall2(interval_le, PG_GETARG_DATUM(6),
-											 IntervalPGetDatum(&zero))))
+		/*
+		 * Every part positive or zero: '1 mon -30 days' is positive as a
+		 * whole but can end before it starts.  Bounded, so that now() plus
+		 * it can never overflow when a claim is escalated.
+		 */
+		if (in->month < 0 || in->day < 0 || in->time < 0 ||
+			(in->month == 0 && in->day == 0 && in->time == 0))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("expires_in must be a positive interval")));
+					 errmsg("expires_in must be a positive interval with no negative part")));
+		if (DatumGetBool(DirectFunctionCall2(interval_gt, PG_GETARG_DATUM(6), max)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("expires_in must be at most %s", AP_MAX_EXPIRES_IN)));
 	}
 	if (strcmp(on_expiry, "escalate") == 0 && PG_ARGISNULL(6))
 		ereport(ERROR,
@@ -106,6 +119,8 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 		nulls[i] = PG_ARGISNULL(i);
 		values[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
 	}
+	if (approvers)
+		values[3] = ApCStringArrayDatum(approvers, n_approvers);	/* numbered from 1 */
 	nulls[4] = false;
 	values[4] = Int32GetDatum(required);
 	nulls[7] = false;
@@ -131,6 +146,23 @@ ApprovalsRowType(const char *relname)
 	if (!OidIsValid(typid))
 		elog(ERROR, "type approvals.%s does not exist", relname);
 	return typid;
+}
+
+/* Does the search_path setting name pg_temp as one of its elements? */
+static bool
+SearchPathNamesTemp(const char *setting)
+{
+	char	   *copy = pstrdup(setting);
+	List	   *names;
+	ListCell   *lc;
+	bool		found = false;
+
+	if (!SplitIdentifierString(copy, ',', &names))
+		return false;			/* unparsable: append pg_temp to be safe */
+	foreach(lc, names)
+		if (strcmp((char *) lfirst(lc), "pg_temp") == 0)
+			found = true;
+	return found;
 }
 
 /* approvals.set_handler(resource_type, handler): set or (NULL) remove a handler. */
@@ -164,6 +196,8 @@ approvals_set_handler(PG_FUNCTION_ARGS)
 		int			nargs;
 		Oid			rettype;
 
+		/* locked first, so that a concurrent DROP FUNCTION cannot slip in between */
+		LockDatabaseObject(ProcedureRelationId, handler, 0, AccessShareLock);
 		if (!SearchSysCacheExists1(PROCOID, ObjectIdGetDatum(handler)))
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_FUNCTION),
@@ -173,7 +207,7 @@ approvals_set_handler(PG_FUNCTION_ARGS)
 
 		if (nargs != 2 || argtypes[0] != ApprovalsRowType("claims") ||
 			argtypes[1] != ApprovalsRowType("events") || rettype != VOIDOID ||
-			get_func_retset(handler))
+			get_func_retset(handler) || get_func_prokind(handler) != PROKIND_FUNCTION)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("handler %s has the wrong signature", format_procedure(handler)),
@@ -198,7 +232,7 @@ approvals_set_handler(PG_FUNCTION_ARGS)
 	 */
 	initStringInfo(&path);
 	appendStringInfoString(&path, namespace_search_path ? namespace_search_path : "");
-	if (strstr(path.data, "pg_temp") == NULL)
+	if (!SearchPathNamesTemp(path.data))
 		appendStringInfoString(&path, path.len > 0 ? ", pg_temp" : "pg_temp");
 	values[2] = CStringGetTextDatum(path.data);
 

@@ -742,10 +742,12 @@ ApJsonAppendPair(StringInfo buf, const char *key, const char *value)
 		appendStringInfoString(buf, "null");
 }
 
-/* NOTIFY approvals, payload (delivered at commit). */
+/* NOTIFY approvals, payload (delivered at commit), unless approvals.notify is off. */
 void
 ApNotify(const char *payload)
 {
+	if (!ap_notify)
+		return;
 	Async_Notify("approvals", payload);
 }
 
@@ -792,7 +794,9 @@ ApTextArrayToCStrings(Datum array, int *n)
 
 /*
  * Every argument of the current call except skip_argno, printed by its type's
- * output function: the fingerprint an idempotency key remembers.
+ * output function: the fingerprint an idempotency key remembers.  Printed
+ * with fixed TimeZone, DateStyle, IntervalStyle and extra_float_digits, so a
+ * retry from a session with other settings has the same fingerprint.
  */
 Datum
 ApTextArrayFromArgs(FunctionCallInfo fcinfo, int skip_argno)
@@ -803,9 +807,18 @@ ApTextArrayFromArgs(FunctionCallInfo fcinfo, int skip_argno)
 	Oid		   *argtypes;
 	int			nproc;
 
+	int			guc_nest;
+	static const char *const canonical[][2] = {
+		{"TimeZone", "UTC"}, {"DateStyle", "ISO, YMD"},
+		{"IntervalStyle", "postgres"}, {"extra_float_digits", "1"}};
+
 	get_func_signature(fcinfo->flinfo->fn_oid, &argtypes, &nproc);
 	if (nproc != nargs)
 		elog(ERROR, "argument count mismatch for function %u", fcinfo->flinfo->fn_oid);
+	guc_nest = NewGUCNestLevel();
+	for (int i = 0; i < (int) lengthof(canonical); i++)
+		(void) set_config_option(canonical[i][0], canonical[i][1], PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 
 	for (int i = 0; i < nargs; i++)
 	{
@@ -824,6 +837,7 @@ ApTextArrayFromArgs(FunctionCallInfo fcinfo, int skip_argno)
 		getTypeOutputInfo(typid, &outfunc, &varlena);
 		items[n++] = OidOutputFunctionCall(outfunc, PG_GETARG_DATUM(i));
 	}
+	AtEOXact_GUC(true, guc_nest);
 	return ApCStringArrayDatum(items, n);
 }
 

@@ -55,7 +55,6 @@ typedef struct ApprovalsShared
 	pid_t		launcher_pid;
 	Latch	   *launcher_latch;
 	bool		queue_changed;	/* a transaction that queued a batch committed */
-	uint64		idle_exits;		/* batch workers that exited without taking a batch */
 	uint64		takes;			/* batches taken by batch workers */
 } ApprovalsShared;
 
@@ -120,15 +119,12 @@ ApWorkerXactCallback(XactEvent event, void *arg pg_attribute_unused())
 		SetLatch(latch);
 }
 
-/* Count, for the launcher's backoff, a batch worker's take or idle exit. */
+/* Count a batch taken by a batch worker (the launcher's backoff watches it). */
 static void
-CountWorkerOutcome(bool took)
+CountTake(void)
 {
 	SpinLockAcquire(&ap_shared->mutex);
-	if (took)
-		ap_shared->takes++;
-	else
-		ap_shared->idle_exits++;
+	ap_shared->takes++;
 	SpinLockRelease(&ap_shared->mutex);
 }
 
@@ -323,7 +319,6 @@ ApprovalsBatchWorkerMain(Datum main_arg)
 	BatchWorkerState st;
 	MemoryContext chunk_cxt;
 	int			chunk_failures = 0;
-	bool		took_any = false;
 
 	WorkerSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
@@ -349,8 +344,7 @@ ApprovalsBatchWorkerMain(Datum main_arg)
 		MemoryContextSwitchTo(chunk_cxt);
 		if (!RunStep(StepClaim, &st, "approvals: looking for a queued batch", &failed))
 			break;
-		took_any = true;
-		CountWorkerOutcome(true);
+		CountTake();
 
 		do
 		{
@@ -384,8 +378,6 @@ ApprovalsBatchWorkerMain(Datum main_arg)
 			}
 		} while (!finished);
 	}
-	if (!took_any)
-		CountWorkerOutcome(false);
 	proc_exit(0);
 }
 
@@ -484,10 +476,10 @@ void
 ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 {
 	BackgroundWorkerHandle *workers[AP_MAX_WORKERS_LIMIT];
+	uint64		takes_at_start[AP_MAX_WORKERS_LIMIT];	/* shared takes when each started */
 	LauncherState ls;
 	TimestampTz last_expire = 0;
 	MemoryContext loop_cxt;
-	uint64		seen_idle_exits = 0;
 	uint64		seen_takes = 0;
 	long		backoff_ms = 0;
 	TimestampTz backoff_until = 0;
@@ -516,7 +508,7 @@ ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 		TimestampTz now = GetCurrentTimestamp();
 		long		sleep_ms = ap_naptime * 1000L;
 		bool		queue_changed;
-		uint64		idle_exits;
+		bool		idle_exit = false;
 		uint64		takes;
 
 		CHECK_FOR_INTERRUPTS();
@@ -528,6 +520,13 @@ ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
 
+		SpinLockAcquire(&ap_shared->mutex);
+		queue_changed = ap_shared->queue_changed;
+		ap_shared->queue_changed = false;
+		takes = ap_shared->takes;
+		SpinLockRelease(&ap_shared->mutex);
+
+		/* a worker that stopped with no batch taken since it started found nothing */
 		for (int i = 0; i < AP_MAX_WORKERS_LIMIT; i++)
 		{
 			pid_t		pid;
@@ -536,6 +535,8 @@ ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 				continue;
 			if (GetBackgroundWorkerPid(workers[i], &pid) == BGWH_STOPPED)
 			{
+				if (takes == takes_at_start[i])
+					idle_exit = true;
 				pfree(workers[i]);
 				workers[i] = NULL;
 			}
@@ -545,28 +546,22 @@ ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 
 		/*
 		 * Back off when a batch worker found nothing to take (the batch the
-		 * queue count saw is row-locked by an open transaction, say): wait
-		 * 1 s, 2 s, 4 s ... up to naptime before starting another, until a
-		 * batch is taken or a transaction queues one.
+		 * queue count saw is row-locked by an open transaction, say, or the
+		 * worker could not even connect): wait 1 s, 2 s, 4 s ... up to
+		 * naptime before starting another, until a batch is taken or a
+		 * transaction queues one.
 		 */
-		SpinLockAcquire(&ap_shared->mutex);
-		queue_changed = ap_shared->queue_changed;
-		ap_shared->queue_changed = false;
-		idle_exits = ap_shared->idle_exits;
-		takes = ap_shared->takes;
-		SpinLockRelease(&ap_shared->mutex);
 		if (queue_changed || takes != seen_takes)
 		{
 			backoff_ms = 0;
 			backoff_until = 0;
 		}
-		else if (idle_exits != seen_idle_exits)
+		else if (idle_exit)
 		{
 			backoff_ms = backoff_ms == 0 ? BACKOFF_FIRST_MS
 				: Min(backoff_ms * 2, ap_naptime * 1000L);
 			backoff_until = TimestampTzPlusMilliseconds(now, backoff_ms);
 		}
-		seen_idle_exits = idle_exits;
 		seen_takes = takes;
 
 		if (ap_worker_enabled)
@@ -612,6 +607,7 @@ ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 					MemoryContextSwitchTo(old);
 					break;
 				}
+				takes_at_start[i] = takes;
 				MemoryContextSwitchTo(old);
 				running++;
 			}
