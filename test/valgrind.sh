@@ -14,6 +14,7 @@
 #                --leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=none
 #                --error-exitcode=1 --error-limit=no --num-callers=64 --gen-suppressions=all
 #                --error-markers=VALGRINDERROR-BEGIN,VALGRINDERROR-END --time-stamp=yes
+#                --show-error-list=yes --vgdb=no
 #                --suppressions=test/valgrind.supp --log-file=.pgvalgrind/valgrind/valgrind.%p.log
 #     as PostgreSQL's wiki describes for its own valgrind runs; every backend, the approvals
 #     launcher and batch workers (shared_preload_libraries = 'approvals') are forked from it
@@ -116,6 +117,7 @@ write_wrapper() {
         --gen-suppressions=all
         --time-stamp=yes
         --vgdb=no
+        --show-error-list=yes
         "--suppressions=$SUPP"
         "--log-file=$VG_DIR/valgrind.%p.log"
     )
@@ -345,7 +347,7 @@ if (open(my $sl, '<', $serverlog)) {
     close($sl);
 }
 
-my (%reports, @order, %leakbytes);
+my (%reports, @order, %used_supp);
 my ($n_logs, $n_blocks, $n_fatal) = (0, 0, 0);
 
 for my $log (@logs) {
@@ -353,7 +355,8 @@ for my $log (@logs) {
     open(my $fh, '<', "$dir/$log") or next;
     $n_logs++;
     my (@block, $inblock, $fatal, $supp, @supp);
-    my $last;    # last report key, to attach the generated suppression
+    my $last;       # last report key, to attach the generated suppression
+    my $atexit;     # past the first ERROR SUMMARY: -s repeats every report; not counted again
     while (my $line = <$fh>) {
         chomp $line;
         if ($line =~ /^\{/ && !$inblock) { $supp = 1; @supp = ($line); next }
@@ -370,9 +373,15 @@ for my $log (@logs) {
         if ($text =~ /^VALGRINDERROR-BEGIN/) { $inblock = 1; @block = (); next }
         if ($text =~ /^VALGRINDERROR-END/) {
             $inblock = 0;
-            $last = add_report($pid, $log, @block);
+            $last = $atexit ? undef : add_report($pid, $log, @block);
             next;
         }
+        if ($line =~ /used_suppression:\s+(\d+) (\S+)/) {
+            $used_supp{$2}{procs}++;
+            $used_supp{$2}{max} = $1 if $1 > ($used_supp{$2}{max} // 0);
+            next;
+        }
+        if ($text =~ /^ERROR SUMMARY:/) { $atexit = 1; next }
         if ($inblock) { push @block, $text; next }
         # A process killed by a signal: valgrind prints its stack outside the markers.
         if ($text =~ /^Process terminating with default action of signal/) {
@@ -398,7 +407,7 @@ sub add_report {
     return undef unless @lines;
     my $kind = $lines[0];
     my $leak = $kind =~ /are definitely lost/;
-    my ($bytes) = $kind =~ /^([\d,]+) bytes/;
+    my ($bytes) = $kind =~ /^([\d,]+) (?:\([^)]*\) )?bytes/;
     (my $k = $kind) =~ s/^[\d,]+ (\(([\d,]+) direct, ([\d,]+) indirect\) )?bytes in [\d,]+ blocks/N bytes in M blocks/;
     $k =~ s/ in loss record [\d,]+ of [\d,]+//;
     # Signature: the kind plus every frame (without addresses) of every stack.
@@ -435,6 +444,13 @@ $ours_n += $reports{$_}{n} for @ours;
 printf "scanned %d valgrind logs (one per process) in %s\n", $n_logs, $dir;
 printf "%d reports in all: %d distinct without approvals frames, %d distinct with (%d occurrences)\n",
     $n_blocks, scalar(@other), scalar(@ours), $ours_n;
+
+if (%used_supp) {
+    print "\n-- suppressions that matched (test/valgrind.supp; children inherit the postmaster's counts)\n";
+    printf "%5d process%s (at most %d x in one): %s\n", $used_supp{$_}{procs},
+        ($used_supp{$_}{procs} == 1 ? ' ' : 'es'), $used_supp{$_}{max}, $_
+        for sort { $used_supp{$b}{procs} <=> $used_supp{$a}{procs} || $a cmp $b } keys %used_supp;
+}
 
 if (@other) {
     print "\n-- reports without approvals frames (server/libc; summarized: count, processes, kind, top frames)\n";
