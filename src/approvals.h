@@ -164,6 +164,7 @@ extern char *ApIdempotencyLookup(const char *scope, const char *requester, const
 extern void ApCheckApprovers(char **approvers, int n);
 extern void ApCheckRequiredApprovals(int required, bool has_route, int n_approvers);
 extern void ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id);
+extern const char *ApExpiresInProblem(Datum expires_in);
 extern void ApInvokeHandler(Oid handler, const char *path, const char *claim_id,
 							int64 event_id);
 

@@ -978,7 +978,8 @@ ExpireOne(const char *claim_id)
 	{
 		bool		next = ClaimAdvanceRoute(&st) == false && st.route_position > 0;
 
-		if (next && !st.expires_in_null)
+		/* an expires_in stored before it was checked cannot overflow here */
+		if (next && !st.expires_in_null && ApExpiresInProblem(st.expires_in) == NULL)
 			st.expires_at = DirectFunctionCall2(timestamptz_pl_interval,
 												TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
 												st.expires_in);

@@ -90,24 +90,12 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 				 errmsg("auto_approve_below must be greater than 0")));
 	if (!PG_ARGISNULL(6))
 	{
-		Interval   *in = PG_GETARG_INTERVAL_P(6);
-		Datum		max = DirectFunctionCall3(interval_in, CStringGetDatum(AP_MAX_EXPIRES_IN),
-											  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+		const char *problem = ApExpiresInProblem(PG_GETARG_DATUM(6));
 
-		/*
-		 * Every part positive or zero: '1 mon -30 days' is positive as a
-		 * whole but can end before it starts.  Bounded, so that now() plus
-		 * it can never overflow when a claim is escalated.
-		 */
-		if (in->month < 0 || in->day < 0 || in->time < 0 ||
-			(in->month == 0 && in->day == 0 && in->time == 0))
+		if (problem)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("expires_in must be a positive interval with no negative part")));
-		if (DatumGetBool(DirectFunctionCall2(interval_gt, PG_GETARG_DATUM(6), max)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("expires_in must be at most %s", AP_MAX_EXPIRES_IN)));
+					 errmsg("expires_in %s", problem)));
 	}
 	if (strcmp(on_expiry, "escalate") == 0 && PG_ARGISNULL(6))
 		ereport(ERROR,
@@ -133,6 +121,27 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 	ApExec(sql, 9, types, values, nulls, 0);
 	ApEnd(&call);
 	PG_RETURN_VOID();
+}
+
+/*
+ * What is wrong with a policy's expires_in, or NULL.  Every part must be
+ * positive or zero ('1 mon -30 days' is positive as a whole but can end
+ * before it starts), and it is bounded, so that now() plus it can never
+ * overflow when a claim is escalated.
+ */
+const char *
+ApExpiresInProblem(Datum expires_in)
+{
+	Interval   *in = DatumGetIntervalP(expires_in);
+	Datum		max = DirectFunctionCall3(interval_in, CStringGetDatum(AP_MAX_EXPIRES_IN),
+										  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+
+	if (in->month < 0 || in->day < 0 || in->time < 0 ||
+		(in->month == 0 && in->day == 0 && in->time == 0))
+		return "must be a positive interval with no negative part";
+	if (DatumGetBool(DirectFunctionCall2(interval_gt, expires_in, max)))
+		return "must be at most " AP_MAX_EXPIRES_IN;
+	return NULL;
 }
 
 /* The row type of approvals.<relname>. */
