@@ -10,7 +10,10 @@
 
 EXTENSION  = approvals
 MODULE_big = approvals
-OBJS       = src/approvals.o src/util.o src/claim.o src/policy.o src/batch.o src/worker.o
+OBJS       = src/approvals.o src/call.o src/spi.o src/datum.o src/retry.o src/tenant.o \
+             src/json.o src/notify.o src/audit.o src/handler.o src/policy.o src/claim.o \
+             src/expire.o src/batch_state.o src/batch_queue.o src/batch_chunk.o \
+             src/batch_revert.o src/batch_run.o src/batch_api.o src/worker.o
 DATA       = $(wildcard sql/approvals--*.sql)
 PGFILEDESC = "approvals - approval workflows and bulk approval batches"
 
@@ -31,4 +34,4 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # Every object depends on the shared header and on the version it is built for.
-$(OBJS): src/approvals.h approvals.control
+$(OBJS): src/approvals.h src/batch.h approvals.control

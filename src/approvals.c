@@ -1,13 +1,15 @@
 /*
  * approvals.c
- *		Module entry point: settings and wiring only.
+ *		Module entry point: every setting, and the wiring of the modules.
  */
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
 #include "utils/guc.h"
 
-#include "approvals.h"
+#include "batch.h"
 
 PG_MODULE_MAGIC;
 
@@ -16,6 +18,31 @@ void		_PG_init(void);
 int			ap_max_batch_claims = 1000000;
 int			ap_chunk_size = 1000;
 bool		ap_notify = true;
+char	   *ap_database = NULL;
+int			ap_max_workers = 2;
+int			ap_naptime = 10;
+bool		ap_worker_enabled = true;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* Reserve the shared memory of the queue (with the preload). */
+static void
+ApShmemRequest(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	ApQueueShmemRequest();
+}
+
+/* Attach to the shared memory of the queue. */
+static void
+ApShmemStartup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	ApQueueShmemInit();
+}
 
 /* Define the settings and wire the modules. */
 void
@@ -41,7 +68,37 @@ _PG_init(void)
 							 &ap_notify, true,
 							 PGC_USERSET, 0,
 							 NULL, NULL, NULL);
-	ApUtilInit();
-	ApWorkerInit();
+	DefineCustomIntVariable("approvals.max_workers",
+							"Batches processed at once by background workers.",
+							"Each needs a slot of max_worker_processes.",
+							&ap_max_workers, 2, 1, AP_MAX_WORKERS_LIMIT,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("approvals.naptime",
+							"How often the launcher expires due claims and polls for queued batches.",
+							"Queued batches normally wake the launcher at commit; this is the fallback.",
+							&ap_naptime, 10, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomBoolVariable("approvals.worker_enabled",
+							 "Whether the background worker processes queued batches and expires claims.",
+							 NULL,
+							 &ap_worker_enabled, true,
+							 PGC_SIGHUP, 0, NULL, NULL, NULL);
+	ApCallInit();
+	ApQueueInit();
+
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomStringVariable("approvals.database",
+								   "Database in which the background worker processes batches.",
+								   NULL,
+								   &ap_database, "postgres",
+								   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = ApShmemRequest;
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = ApShmemStartup;
+		if (!IsBinaryUpgrade)
+			ApWorkerRegister();
+	}
 	MarkGUCPrefixReserved("approvals");
 }

@@ -1,15 +1,29 @@
 /*
  * approvals.h
- *		Shared declarations of the approvals extension.
+ *		Limits, SQLSTATEs, settings and shared types of the approvals
+ *		extension, and the modules every other module builds on.
  *
- * Module map:
- *		approvals.c		_PG_init: settings and wiring only
- *		util.c			argument checks, actor and role rules, SPI helpers,
- *						privilege switching, ids, NOTIFY
- *		claim.c			claims: submit, decide, cancel, expiry, handlers
- *		policy.c		policies, handlers, tenants, the audit-log trigger
- *		batch.c			batches and the chunk processor
- *		worker.c		the background worker
+ *		approvals.c		_PG_init: every setting, wiring only
+ *		call.c			a call: arguments, caller and actor, roles, the version
+ *						of the SQL objects, the SPI/search_path/owner bracket
+ *		spi.c			our statements: saved plans, results
+ *		datum.c			values: text[] <-> C strings, string-keyed hashes, ids,
+ *						argument fingerprints
+ *		retry.c			the one retry policy; work in a subtransaction
+ *		tenant.c		tenant grants and visibility
+ *		json.c			the JSON layer's C helpers
+ *		notify.c		NOTIFY approvals
+ *		audit.c			the append-only audit log
+ *		handler.c		set_handler, invoking handlers, groups of items
+ *		policy.c		set_policy and the policy of a claim
+ *		claim.c			submit, decide, cancel_claim, the claim state machine
+ *		expire.c		expire_due
+ *		worker.c		the launcher and batch workers (plumbing only)
+ *		batch.h			the batch module family (batch_*.c)
+ *
+ * Words: a claim is one thing awaiting a decision; a batch decides many
+ * claims, one item per claim; a chunk is the part of a batch processed in one
+ * transaction; a group is a run of items of a chunk applied by one statement.
  */
 #ifndef APPROVALS_H
 #define APPROVALS_H
@@ -17,6 +31,7 @@
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "access/tupdesc.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
@@ -92,7 +107,17 @@ typedef struct ApprovalsCall
 	bool		outer_user_seqscan;
 } ApprovalsCall;
 
-/* util.c: arguments */
+/* Settings (approvals.c) */
+#define AP_MAX_WORKERS_LIMIT	64
+extern int	ap_max_batch_claims;
+extern int	ap_chunk_size;
+extern bool ap_notify;
+extern char *ap_database;
+extern int	ap_max_workers;
+extern int	ap_naptime;
+extern bool ap_worker_enabled;
+
+/* call.c: arguments */
 extern text *ApArgText(FunctionCallInfo fcinfo, int argno);
 extern char *ApArgCString(FunctionCallInfo fcinfo, int argno);
 extern char *ApRequiredCString(FunctionCallInfo fcinfo, int argno, const char *name);
@@ -101,84 +126,133 @@ extern void ApCheckNotEmpty(const char *name, const char *value);
 extern void ApCheckFiniteNumeric(const char *name, struct NumericData *value);
 extern void ApCheckEnum(const char *name, const char *value, const char *const *allowed);
 
-/* util.c: callers, roles, tenants */
+/* call.c: roles, actors, the version of the SQL objects, the call bracket */
 extern bool ApRoleHasPrivsOf(Oid roleid, Oid member);
 extern bool ApHasRole(Oid roleid, ApprovalsRole role);
 extern void ApRequireRole(Oid roleid, ApprovalsRole role, const char *what);
 extern void ApResolveCaller(ApprovalsCaller *caller, const char *actor_arg);
-extern bool ApTenantAllowed(const ApprovalsCaller *caller, const char *tenant);
-extern Datum ApVisibleTenants(Oid roleid);
-extern void ApRequireTenant(const ApprovalsCaller *caller, const char *tenant,
-							const char *what);
-
-/* util.c: privilege switch and SPI */
-extern void ApBecomeOwner(ApprovalsPrivSwitch *sw);
-extern void ApRestoreUser(ApprovalsPrivSwitch *sw);
 extern char *ApInstalledVersion(void);
 extern void ApRequireSchemaVersion(void);
+extern bool ApLockExtension(void);
+extern void ApBecomeOwner(ApprovalsPrivSwitch *sw);
+extern void ApRestoreUser(ApprovalsPrivSwitch *sw);
 extern void ApBegin(ApprovalsCall *call);
 extern void ApBeginAnyVersion(ApprovalsCall *call);
 extern void ApEnd(ApprovalsCall *call);
 extern void ApEnterSafe(ApprovalsCall *call);
 extern void ApLeaveSafe(ApprovalsCall *call);
 extern bool ApUserEnableSeqscan(void);
-extern void ApUtilInit(void);
-extern bool ApLockExtension(void);
+extern void ApCallInit(void);
+
+/* retry.c: the one retry policy */
+#define AP_RETRIES			5	/* tries after the first, for transient errors */
+#define AP_RETRY_FIRST_MS	10	/* first sleep; doubles per retry */
+extern bool ApRetryTransient(int sqlerrcode, int attempt);
+extern void ApRetrySleep(int attempt);
+extern void ApSleep(long ms);
+extern ErrorData *ApTryInSubxact(void (*work) (void *arg), void *arg, bool keep,
+								 bool catch_cancel, MemoryContext errcxt);
+
+/* spi.c: statements */
 extern int	ApExec(const char *sql, int nargs, const Oid *argtypes,
 				   const Datum *values, const bool *isnull, long tcount);
 extern void ApExecIntoTuplestore(const char *sql, int nargs, const Oid *argtypes,
 								 const Datum *values, const bool *isnull,
 								 Tuplestorestate *store, TupleDesc desc);
 extern Datum ApGetDatum(int row, int col, bool *isnull);
+extern char *ApGetCString(int row, int col);
+
+/* datum.c: values */
 extern HTAB *ApStringHashCreate(const char *name, long nelem, Size entrysize,
 								MemoryContext cxt);
 extern void *ApStringHashSearch(HTAB *table, const char *key, HASHACTION action,
 								bool *found);
-extern char *ApGetCString(int row, int col);
-
-/* util.c: guarded group application (see ApApplyGroups) */
-#define AP_BACKOFF_MS			10	/* first backoff; doubles per retry */
-#define AP_TRANSIENT_RETRIES	3	/* retries of deadlocks/serialization failures */
-typedef void (*ApGroupApplyFn) (void *state, int lo, int hi);
-typedef void (*ApGroupFailFn) (void *state, int idx, const char *message);
-extern void ApApplyGroups(ApGroupApplyFn apply, ApGroupFailFn fail, void *state,
-						  int lo, int hi, bool guarded, bool auto_retry);
-extern void ApBackoffSleep(long ms);
-
-/* util.c: ids, JSON, NOTIFY */
 extern char *ApNewId(const char *prefix);
-extern void ApJsonAppendPair(StringInfo buf, const char *key, const char *value);
-extern void ApNotify(const char *payload);
-extern Datum ApTextArrayFromArgs(FunctionCallInfo fcinfo, int skip_argno);
 extern Datum ApCStringArrayDatum(char **items, int n);
 extern char **ApTextArrayToCStrings(Datum array, int *n);
+extern Datum ApTextArrayFromArgs(FunctionCallInfo fcinfo, int skip_argno);
 
-/* approvals.c: settings */
-extern int	ap_max_batch_claims;
-extern int	ap_chunk_size;
-extern bool ap_notify;
+/* tenant.c */
+extern bool ApTenantAllowed(const ApprovalsCaller *caller, const char *tenant);
+extern Datum ApVisibleTenants(Oid roleid);
+extern void ApRequireTenant(const ApprovalsCaller *caller, const char *tenant,
+							const char *what);
 
-/* claim.c: shared with policies and batches */
+/* json.c, notify.c */
+extern void ApJsonAppendPair(StringInfo buf, const char *key, const char *value);
+extern void ApNotify(const char *payload);
+
+/* handler.c */
+typedef void (*ApGroupApplyFn) (void *state, int lo, int hi);
+typedef void (*ApGroupFailFn) (void *state, int idx, const char *message);
+extern void ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id);
+extern void ApInvokeHandler(Oid handler, const char *path, const char *claim_id,
+							int64 event_id);
+extern void ApApplyStatement(const char *sql, Oid array_type, Datum array, int nextra,
+							 const Oid *extra_types, const Datum *extra_values,
+							 const bool *extra_nulls);
+extern void ApApplyGroups(ApGroupApplyFn apply, ApGroupFailFn fail, void *state,
+						  int lo, int hi, bool guarded, bool auto_retry);
+
+/* policy.c */
+/* The policy that applies at submit, if any. */
+typedef struct PolicyMatch
+{
+	bool		found;
+	Datum		approvers;
+	bool		approvers_null;
+	int			required_approvals;
+	Datum		auto_approve_below;
+	bool		auto_approve_null;
+	Datum		expires_in;
+	bool		expires_in_null;
+	char	   *on_expiry;
+	bool		allow_self_approval;
+} PolicyMatch;
+
+extern void ApPolicyLookup(const char *tenant, const char *resource_type, const char *kind,
+						   PolicyMatch *pm);
+extern const char *ApExpiresInProblem(Datum expires_in);
+
+/* claim.c: the claim state machine (shared with expire.c) */
+/* The decision-relevant state of one claim, loaded under a row lock. */
+typedef struct ClaimState
+{
+	char	   *id;
+	char	   *tenant;
+	char	   *resource_type;
+	char	   *snapshot_hash;
+	char	   *status;
+	char	   *requester;
+	char	   *reviewer;
+	char	  **approvers;
+	int			n_approvers;
+	int			required_approvals;
+	int			approval_count;
+	char	  **approved_by;
+	int			n_approved_by;
+	int			route_position; /* 1-based; 0 when no current assignee */
+	bool		allow_self_approval;
+	char	   *on_expiry;
+	Datum		expires_in;
+	bool		expires_in_null;
+	Datum		expires_at;
+	bool		expires_at_null;
+	bool		is_expired;
+} ClaimState;
+
+extern bool ApClaimLoad(const char *claim_id, ClaimState *st);
+extern void ApClaimStore(const ClaimState *st, const char *batch_id);
+extern int64 ApClaimEvent(const ClaimState *st, const char *batch_id, const char *actor,
+						  const char *action, const char *from_status, const char *comment);
+extern bool ApClaimAdvanceRoute(ClaimState *st);
+extern void ApReportNoClaim(const char *claim_id);
 extern char *ApIdempotencyLookup(const char *scope, const char *requester, const char *key,
 								 Datum request, const char *object_id);
 extern void ApCheckApprovers(char **approvers, int n);
 extern void ApCheckRequiredApprovals(int required, bool has_route, int n_approvers);
-extern void ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id);
-extern const char *ApExpiresInProblem(Datum expires_in);
-extern void ApInvokeHandler(Oid handler, const char *path, const char *claim_id,
-							int64 event_id);
-
-/* batch.c: the chunk processor, shared with the worker */
-extern bool ApBatchStep(const char *batch_id, int chunk_size);
-extern char *ApClaimNextBatch(const ApprovalsCaller *caller);
-
-/* A batch whose processing backend is gone: no backend with its pid and start time */
-#define AP_BATCH_ORPHANED \
-	"NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a " \
-	"WHERE a.pid = worker_pid AND a.backend_start = worker_started)"
 
 /* worker.c */
-extern void ApWorkerInit(void);
-extern void ApWakeWorker(void);
+extern void ApWorkerRegister(void);
 
 #endif							/* APPROVALS_H */

@@ -1,32 +1,30 @@
 /*
  * claim.c
- *		Claims: submit, decide, cancel, expiry; the audit events and the
- *		handlers that run with every state change.
+ *		Claims: submit, decide, cancel_claim, and the claim's state machine that
+ *		expire.c shares (load under a row lock, store, append an event and run the
+ *		handler with it).
  *
- * Every function locks the claim row it changes (FOR UPDATE), so concurrent
- * decisions on one claim serialize and the later one sees the earlier one's
- * result.  Submissions of one resource serialize on the unique index of
- * pending claims: supersede the pending claim, insert with ON CONFLICT DO
- * NOTHING (which waits for a concurrent inserter), and on a conflict
- * supersede the winner and try again.  No lock-table entries accumulate, so
- * a transaction may submit any number of claims.
+ *		Every function locks the claim row it changes (FOR UPDATE), so concurrent
+ *		decisions on one claim serialize and the later one sees the earlier one's
+ *		result.  Submissions of one resource serialize on the unique index of
+ *		pending claims: supersede the pending claim, insert with ON CONFLICT DO
+ *		NOTHING (which waits for a concurrent inserter), and on a conflict
+ *		supersede the winner and try again.  No lock-table entries accumulate, so
+ *		a transaction may submit any number of claims.
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
 #include "access/xact.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
-#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
-#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "approvals.h"
@@ -34,39 +32,12 @@
 PG_FUNCTION_INFO_V1(approvals_submit);
 PG_FUNCTION_INFO_V1(approvals_decide);
 PG_FUNCTION_INFO_V1(approvals_cancel_claim);
-PG_FUNCTION_INFO_V1(approvals_expire_due);
 
 static const char *const priorities[] = {"low", "normal", "high", "urgent", NULL};
 static const char *const outcomes[] = {"approved", "rejected", "abstained", NULL};
 
 /* How often submit retries when concurrent submissions of one resource race */
 #define SUBMIT_RETRIES	10
-
-/* The decision-relevant state of one claim, loaded under a row lock. */
-typedef struct ClaimState
-{
-	char	   *id;
-	char	   *tenant;
-	char	   *resource_type;
-	char	   *snapshot_hash;
-	char	   *status;
-	char	   *requester;
-	char	   *reviewer;
-	char	  **approvers;
-	int			n_approvers;
-	int			required_approvals;
-	int			approval_count;
-	char	  **approved_by;
-	int			n_approved_by;
-	int			route_position; /* 1-based; 0 when no current assignee */
-	bool		allow_self_approval;
-	char	   *on_expiry;
-	Datum		expires_in;
-	bool		expires_in_null;
-	Datum		expires_at;
-	bool		expires_at_null;
-	bool		is_expired;
-} ClaimState;
 
 #define CLAIM_STATE_COLUMNS \
 	"id, tenant, resource_type, snapshot_hash, status, requester, reviewer, " \
@@ -75,7 +46,7 @@ typedef struct ClaimState
 	"expires_at, coalesce(expires_at <= now(), false)"
 
 /* ------------------------------------------------------------------------
- * Loading and writing claim state
+ * The claim state machine (shared with expire.c)
  * ------------------------------------------------------------------------ */
 
 /* Fill st from row 0 of the last SPI result (CLAIM_STATE_COLUMNS). */
@@ -113,8 +84,8 @@ ClaimStateFromRow(ClaimState *st, int row)
 }
 
 /* Lock and load a claim; false when it does not exist. */
-static bool
-ClaimLoadForUpdate(const char *claim_id, ClaimState *st)
+bool
+ApClaimLoad(const char *claim_id, ClaimState *st)
 {
 	static const char *sql =
 		"SELECT " CLAIM_STATE_COLUMNS " FROM approvals.claims WHERE id = $1 FOR UPDATE";
@@ -128,8 +99,8 @@ ClaimLoadForUpdate(const char *claim_id, ClaimState *st)
 }
 
 /* P0002 for a claim id that does not exist. */
-static void
-ReportNoClaim(const char *claim_id)
+void
+ApReportNoClaim(const char *claim_id)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_NO_DATA_FOUND),
@@ -147,8 +118,8 @@ ClaimAssignee(const ClaimState *st)
 }
 
 /* Write the mutable part of st back to the claim row. */
-static void
-ClaimStore(const ClaimState *st, const char *batch_id)
+void
+ApClaimStore(const ClaimState *st, const char *batch_id)
 {
 	static const char *sql =
 		"UPDATE approvals.claims SET status = $2, reviewer = $3, approval_count = $4, "
@@ -184,8 +155,8 @@ ClaimStore(const ClaimState *st, const char *batch_id)
  * Append one audit event for a claim and run the resource type's handler
  * with it.  Returns the event id.
  */
-static int64
-ClaimEvent(const ClaimState *st, const char *batch_id, const char *actor,
+int64
+ApClaimEvent(const ClaimState *st, const char *batch_id, const char *actor,
 		   const char *action, const char *from_status, const char *comment)
 {
 	static const char *sql =
@@ -222,7 +193,7 @@ ClaimRowDatum(const char *claim_id)
 	bool		isnull;
 
 	if (ApExec(sql, 1, types, values, NULL, 1) != 1)
-		ReportNoClaim(claim_id);
+		ApReportNoClaim(claim_id);
 	return SPI_datumTransfer(ApGetDatum(0, 1, &isnull), false, -1);
 }
 
@@ -246,8 +217,8 @@ NotifyDecision(const ClaimState *st, const char *action, const char *actor)
  * Move the route on to the next approver.  Returns true when the route is
  * now exhausted (there was an assignee and there is no next one).
  */
-static bool
-ClaimAdvanceRoute(ClaimState *st)
+bool
+ApClaimAdvanceRoute(ClaimState *st)
 {
 	if (st->route_position < 1)
 		return false;
@@ -267,105 +238,6 @@ ArrayContains(char **items, int n, const char *value)
 		if (items[i] && strcmp(items[i], value) == 0)
 			return true;
 	return false;
-}
-
-/* ------------------------------------------------------------------------
- * Handlers
- * ------------------------------------------------------------------------ */
-
-/*
- * Run the handler registered for resource_type (if any) with the claim row
- * and the event row (see ApInvokeHandler).
- */
-void
-ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
-{
-	static const char *handler_sql =
-		"SELECT handler::oid, search_path FROM approvals.handlers WHERE resource_type = $1";
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1] = {CStringGetTextDatum(resource_type)};
-	bool		isnull;
-	Oid			handler;
-	char	   *path;
-
-	if (ApExec(handler_sql, 1, types, values, NULL, 1) == 0)
-		return;
-	handler = DatumGetObjectId(ApGetDatum(0, 1, &isnull));
-	path = ApGetCString(0, 2);
-	SPI_freetuptable(SPI_tuptable);
-	ApInvokeHandler(handler, path, claim_id, event_id);
-}
-
-/*
- * Call handler with the claim row and the event row, as the handler's owner,
- * with the search_path recorded by set_handler (never the caller's: that
- * would let a caller steer the owner's code to objects of its choosing) and
- * the caller's planner settings.  An error propagates: the state change does
- * not happen.
- */
-void
-ApInvokeHandler(Oid handler, const char *path, const char *claim_id, int64 event_id)
-{
-	static const char *claim_sql = "SELECT c FROM approvals.claims c WHERE id = $1";
-	static const char *event_sql = "SELECT e FROM approvals.events e WHERE id = $1";
-	Oid			types[1] = {TEXTOID};
-	Oid			event_types[1] = {INT8OID};
-	Datum		values[1] = {CStringGetTextDatum(claim_id)};
-	Datum		event_values[1] = {Int64GetDatum(event_id)};
-	bool		isnull;
-	Datum		claim_row;
-	Datum		event_row;
-	SPITupleTable *claim_table;
-	SPITupleTable *event_table;
-	HeapTuple	proctup;
-	Oid			owner;
-	Oid			save_userid;
-	int			save_sec_context;
-	int			nest;
-	FmgrInfo	flinfo;
-
-	LOCAL_FCINFO(hcinfo, 2);
-
-	if (ApExec(claim_sql, 1, types, values, NULL, 1) != 1)
-		ReportNoClaim(claim_id);
-	claim_table = SPI_tuptable;
-	claim_row = ApGetDatum(0, 1, &isnull);
-	if (ApExec(event_sql, 1, event_types, event_values, NULL, 1) != 1)
-		elog(ERROR, "event " INT64_FORMAT " not found", event_id);
-	event_table = SPI_tuptable;
-	event_row = ApGetDatum(0, 1, &isnull);
-
-	proctup = SearchSysCache1(PROCOID, ObjectIdGetDatum(handler));
-	if (!HeapTupleIsValid(proctup))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("handler function %u of claim \"%s\" does not exist",
-						handler, claim_id)));
-	owner = ((Form_pg_proc) GETSTRUCT(proctup))->proowner;
-	ReleaseSysCache(proctup);
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-	nest = NewGUCNestLevel();
-	(void) set_config_option("search_path", path,
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-	(void) set_config_option("enable_seqscan", ApUserEnableSeqscan() ? "on" : "off",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-
-	fmgr_info(handler, &flinfo);
-	InitFunctionCallInfoData(*hcinfo, &flinfo, 2, InvalidOid, NULL, NULL);
-	hcinfo->args[0].value = claim_row;
-	hcinfo->args[0].isnull = false;
-	hcinfo->args[1].value = event_row;
-	hcinfo->args[1].isnull = false;
-	(void) FunctionCallInvoke(hcinfo);
-
-	AtEOXact_GUC(true, nest);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
-	SPI_freetuptable(claim_table);
-	SPI_freetuptable(event_table);
 }
 
 /* ------------------------------------------------------------------------
@@ -472,58 +344,6 @@ ApCheckRequiredApprovals(int required, bool has_route, int n_approvers)
 						required, n_approvers)));
 }
 
-/* The policy that applies at submit, if any. */
-typedef struct PolicyMatch
-{
-	bool		found;
-	Datum		approvers;
-	bool		approvers_null;
-	int			required_approvals;
-	Datum		auto_approve_below;
-	bool		auto_approve_null;
-	Datum		expires_in;
-	bool		expires_in_null;
-	char	   *on_expiry;
-	bool		allow_self_approval;
-} PolicyMatch;
-
-/* Find the most specific policy: tenant beats resource_type beats kind. */
-static void
-PolicyLookup(const char *tenant, const char *resource_type, const char *kind,
-			 PolicyMatch *pm)
-{
-	static const char *sql =
-		"SELECT approvers, required_approvals, auto_approve_below, expires_in, "
-		"on_expiry, allow_self_approval FROM approvals.policies "
-		"WHERE (tenant IS NULL OR tenant = $1) "
-		"AND (resource_type IS NULL OR resource_type = $2) "
-		"AND (kind IS NULL OR kind = $3) "
-		"ORDER BY tenant IS NULL, resource_type IS NULL, kind IS NULL LIMIT 1";
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	bool		nulls[3] = {tenant == NULL, false, false};
-	bool		isnull;
-
-	values[0] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
-	values[1] = CStringGetTextDatum(resource_type);
-	values[2] = CStringGetTextDatum(kind);
-	memset(pm, 0, sizeof(*pm));
-	if (ApExec(sql, 3, types, values, nulls, 1) == 0)
-	{
-		pm->approvers_null = pm->auto_approve_null = pm->expires_in_null = true;
-		pm->required_approvals = 1;
-		pm->on_expiry = "expire";
-		return;
-	}
-	pm->found = true;
-	pm->approvers = ApGetDatum(0, 1, &pm->approvers_null);
-	pm->required_approvals = DatumGetInt32(ApGetDatum(0, 2, &isnull));
-	pm->auto_approve_below = ApGetDatum(0, 3, &pm->auto_approve_null);
-	pm->expires_in = ApGetDatum(0, 4, &pm->expires_in_null);
-	pm->on_expiry = ApGetCString(0, 5);
-	pm->allow_self_approval = DatumGetBool(ApGetDatum(0, 6, &isnull));
-}
-
 /*
  * Idempotency: record (requester, key) -> claim id, or find the first call's
  * claim.  Returns the existing claim id, or NULL when this call is the first.
@@ -597,13 +417,13 @@ SupersedePending(const char *tenant, const char *resource_type,
 	if (ApExec(tenant ? sql_tenant : sql_no_tenant, 3, types, values, nulls, 1) == 0)
 		return;
 	old_id = ApGetCString(0, 1);
-	if (!ClaimLoadForUpdate(old_id, &st))
+	if (!ApClaimLoad(old_id, &st))
 		return;
 	st.status = "cancelled";
-	ClaimStore(&st, NULL);
+	ApClaimStore(&st, NULL);
 	initStringInfo(&comment);
 	appendStringInfo(&comment, "superseded by %s", new_id);
-	ClaimEvent(&st, NULL, actor, "superseded", "pending", comment.data);
+	ApClaimEvent(&st, NULL, actor, "superseded", "pending", comment.data);
 }
 
 /* approvals.submit(...): create a pending claim. */
@@ -706,7 +526,7 @@ approvals_submit(PG_FUNCTION_ARGS)
 		}
 	}
 
-	PolicyLookup(tenant, resource_type, kind, &pm);
+	ApPolicyLookup(tenant, resource_type, kind, &pm);
 	if (approvers)
 	{
 		/* rebuilt, so that the route is numbered from 1 whatever bounds were passed */
@@ -786,17 +606,17 @@ approvals_submit(PG_FUNCTION_ARGS)
 					 errhint("Retry the transaction.")));
 	}
 
-	if (!ClaimLoadForUpdate(id, &st))
-		ReportNoClaim(id);
-	ClaimEvent(&st, NULL, call.caller.actor, "submitted", NULL, NULL);
+	if (!ApClaimLoad(id, &st))
+		ApReportNoClaim(id);
+	ApClaimEvent(&st, NULL, call.caller.actor, "submitted", NULL, NULL);
 
 	if (auto_approve)
 	{
 		st.status = "approved";
 		st.reviewer = "system";
 		st.route_position = 0;
-		ClaimStore(&st, NULL);
-		ClaimEvent(&st, NULL, "system", "auto_approved", "pending",
+		ApClaimStore(&st, NULL);
+		ApClaimEvent(&st, NULL, "system", "auto_approved", "pending",
 				   "amount below the policy's auto_approve_below");
 		NotifyDecision(&st, "auto_approved", "system");
 	}
@@ -836,8 +656,8 @@ approvals_decide(PG_FUNCTION_ARGS)
 	actor = call.caller.actor;
 
 	ApBegin(&call);
-	if (!ClaimLoadForUpdate(claim_id, &st))
-		ReportNoClaim(claim_id);
+	if (!ApClaimLoad(claim_id, &st))
+		ApReportNoClaim(claim_id);
 	ApRequireTenant(&call.caller, st.tenant, "decide claims");
 	if (strcmp(st.status, "pending") != 0)
 		ereport(ERROR,
@@ -888,7 +708,7 @@ approvals_decide(PG_FUNCTION_ARGS)
 			st.route_position = 0;
 		}
 		else
-			exhausted = ClaimAdvanceRoute(&st);
+			exhausted = ApClaimAdvanceRoute(&st);
 	}
 	else if (strcmp(outcome, "rejected") == 0)
 	{
@@ -896,13 +716,13 @@ approvals_decide(PG_FUNCTION_ARGS)
 		st.route_position = 0;
 	}
 	else
-		exhausted = ClaimAdvanceRoute(&st);
+		exhausted = ApClaimAdvanceRoute(&st);
 
 	st.reviewer = (char *) actor;
-	ClaimStore(&st, NULL);
-	ClaimEvent(&st, NULL, actor, outcome, "pending", comment);
+	ApClaimStore(&st, NULL);
+	ApClaimEvent(&st, NULL, actor, outcome, "pending", comment);
 	if (exhausted)
-		ClaimEvent(&st, NULL, actor, "escalated", "pending",
+		ApClaimEvent(&st, NULL, actor, "escalated", "pending",
 				   "route exhausted; any reviewer may decide");
 	NotifyDecision(&st, outcome, actor);
 
@@ -936,8 +756,8 @@ approvals_cancel_claim(PG_FUNCTION_ARGS)
 	ApCheckLength("comment", comment, AP_MAX_COMMENT);
 
 	ApBegin(&call);
-	if (!ClaimLoadForUpdate(claim_id, &st))
-		ReportNoClaim(claim_id);
+	if (!ApClaimLoad(claim_id, &st))
+		ApReportNoClaim(claim_id);
 	ApRequireTenant(&call.caller, st.tenant, "cancel claims");
 	if (!is_admin && strcmp(st.requester, call.caller.actor) != 0)
 		ereport(ERROR,
@@ -953,159 +773,11 @@ approvals_cancel_claim(PG_FUNCTION_ARGS)
 
 	st.status = "cancelled";
 	st.route_position = 0;
-	ClaimStore(&st, NULL);
-	ClaimEvent(&st, NULL, call.caller.actor, "cancelled", "pending", comment);
+	ApClaimStore(&st, NULL);
+	ApClaimEvent(&st, NULL, call.caller.actor, "cancelled", "pending", comment);
 	NotifyDecision(&st, "cancelled", call.caller.actor);
 
 	result = ClaimRowDatum(claim_id);
 	ApEnd(&call);
 	PG_RETURN_DATUM(result);
-}
-
-/* ------------------------------------------------------------------------
- * expire_due
- * ------------------------------------------------------------------------ */
-
-/* Expire or escalate one locked, due claim. */
-static void
-ExpireOne(const char *claim_id)
-{
-	ClaimState	st;
-
-	if (!ClaimLoadForUpdate(claim_id, &st) || strcmp(st.status, "pending") != 0)
-		return;
-	if (strcmp(st.on_expiry, "escalate") == 0)
-	{
-		bool		next = ClaimAdvanceRoute(&st) == false && st.route_position > 0;
-
-		/* an expires_in stored before it was checked cannot overflow here */
-		if (next && !st.expires_in_null && ApExpiresInProblem(st.expires_in) == NULL)
-			st.expires_at = DirectFunctionCall2(timestamptz_pl_interval,
-												TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
-												st.expires_in);
-		else
-			st.expires_at_null = true;
-		ClaimStore(&st, NULL);
-		ClaimEvent(&st, NULL, "system", "escalated", "pending",
-				   next ? "expired; passed to the next approver"
-				   : "expired; any reviewer may decide");
-	}
-	else
-	{
-		st.status = "expired";
-		st.route_position = 0;
-		ClaimStore(&st, NULL);
-		ClaimEvent(&st, NULL, "system", "expired", "pending", NULL);
-	}
-}
-
-/* Claims per page of expire_due */
-#define EXPIRE_PAGE		1000
-
-/* What expire_due carries between pages. */
-typedef struct ExpireState
-{
-	char	  **ids;			/* this page's claim ids (NULL once failed) */
-	char	  **failed;			/* every claim whose handler refused, so far */
-	int			n_failed;
-	int			max_failed;
-	MemoryContext keep;			/* where failed lives */
-} ExpireState;
-
-/*
- * Expire a group of claims (ApApplyGroups callback), each in its own SPI
- * connection so that memory stays flat however many claims are due.
- */
-static void
-ExpireGroup(void *state, int lo, int hi)
-{
-	ExpireState *es = (ExpireState *) state;
-
-	for (int i = lo; i < hi; i++)
-	{
-		CHECK_FOR_INTERRUPTS();
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		ExpireOne(es->ids[i]);
-		SPI_finish();
-	}
-}
-
-/* A claim whose handler refused its expiry stays pending; say so, skip it. */
-static void
-ExpireFailed(void *state, int idx, const char *message)
-{
-	ExpireState *es = (ExpireState *) state;
-
-	ereport(WARNING,
-			(errmsg("claim \"%s\" was not expired: %s", es->ids[idx], message)));
-	if (es->n_failed == es->max_failed)
-	{
-		es->max_failed *= 2;
-		es->failed = repalloc(es->failed, sizeof(char *) * es->max_failed);
-	}
-	es->failed[es->n_failed++] = MemoryContextStrdup(es->keep, es->ids[idx]);
-	es->ids[idx] = NULL;
-}
-
-/* approvals.expire_due(): expire or escalate pending claims past expires_at. */
-Datum
-approvals_expire_due(PG_FUNCTION_ARGS)
-{
-	static const char *due_sql =
-		"SELECT c.id, EXISTS (SELECT 1 FROM approvals.handlers h "
-		"                     WHERE h.resource_type = c.resource_type) "
-		"FROM approvals.claims c "
-		"WHERE c.status = 'pending' AND c.expires_at <= now() AND NOT (c.id = ANY ($1)) "
-		"ORDER BY c.expires_at, c.id LIMIT $2 FOR UPDATE OF c SKIP LOCKED";
-	Oid			types[2] = {TEXTARRAYOID, INT4OID};
-	Datum		values[2];
-	ApprovalsCall call;
-	ExpireState es;
-	MemoryContext page_cxt;
-	MemoryContext oldcxt;
-	int			done = 0;
-
-	ApResolveCaller(&call.caller, NULL);
-	ApRequireRole(call.caller.roleid, AP_ROLE_ADMIN, "expire claims");
-
-	ApBegin(&call);
-	memset(&es, 0, sizeof(es));
-	es.keep = CurrentMemoryContext;
-	es.max_failed = 16;
-	es.failed = palloc(sizeof(char *) * es.max_failed);
-	page_cxt = AllocSetContextCreate(CurrentMemoryContext, "approvals expire page",
-									 ALLOCSET_DEFAULT_SIZES);
-	values[1] = Int32GetDatum(EXPIRE_PAGE);
-	for (;;)
-	{
-		int			n;
-		bool		guarded = false;
-
-		MemoryContextReset(page_cxt);
-		oldcxt = MemoryContextSwitchTo(page_cxt);
-		values[0] = ApCStringArrayDatum(es.failed, es.n_failed);
-		n = ApExec(due_sql, 2, types, values, NULL, 0);
-		es.ids = palloc(sizeof(char *) * Max(n, 1));
-		for (int i = 0; i < n; i++)
-		{
-			bool		isnull;
-
-			es.ids[i] = ApGetCString(i, 1);
-			if (DatumGetBool(ApGetDatum(i, 2, &isnull)))
-				guarded = true;
-		}
-		SPI_freetuptable(SPI_tuptable);
-		if (n > 0)
-			ApApplyGroups(ExpireGroup, ExpireFailed, &es, 0, n, guarded, true);
-		for (int i = 0; i < n; i++)
-			if (es.ids[i] != NULL)
-				done++;
-		MemoryContextSwitchTo(oldcxt);
-		if (n < EXPIRE_PAGE)
-			break;
-	}
-	MemoryContextDelete(page_cxt);
-	ApEnd(&call);
-	PG_RETURN_INT32(done);
 }

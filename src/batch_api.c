@@ -1,0 +1,756 @@
+/*
+ * batch_api.c
+ *		The SQL functions of batches: create_batch, update_batch, start_batch,
+ *		process_batch, cancel_batch, batch_results, get_batch, list_batches,
+ *		wait_batch, purge_batches and CALL run_queued.  Processing itself is the
+ *		driver's (batch_run.c).
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "batch.h"
+
+PG_FUNCTION_INFO_V1(approvals_create_batch);
+PG_FUNCTION_INFO_V1(approvals_update_batch);
+PG_FUNCTION_INFO_V1(approvals_start_batch);
+PG_FUNCTION_INFO_V1(approvals_process_batch);
+PG_FUNCTION_INFO_V1(approvals_cancel_batch);
+PG_FUNCTION_INFO_V1(approvals_batch_results);
+PG_FUNCTION_INFO_V1(approvals_list_batches);
+PG_FUNCTION_INFO_V1(approvals_get_batch);
+PG_FUNCTION_INFO_V1(approvals_wait_batch);
+PG_FUNCTION_INFO_V1(approvals_run_queued);
+PG_FUNCTION_INFO_V1(approvals_purge_batches);
+
+static const char *const batch_actions[] = {"approve", "reject", NULL};
+static const char *const threshold_actions[] = {"rollback", "continue", NULL};
+static const char *const batch_statuses[] = {"pending", "queued", "processing",
+"completed", "failed", "cancelled", NULL};
+
+/* ------------------------------------------------------------------------
+ * Claim id lists
+ * ------------------------------------------------------------------------ */
+
+static int
+CompareCStrings(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * Validate a list of claim ids: no NULLs, no empty ids, no duplicates, and
+ * (with the ids already in the batch) at most approvals.max_batch_claims.
+ * Returns the ids sorted (a copy).
+ */
+static char **
+CheckClaimIds(const char *argname, char **ids, int n, int already, bool allow_empty)
+{
+	char	  **sorted;
+
+	if (n == 0 && !allow_empty)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", argname)));
+	if ((int64) n + already > ap_max_batch_claims)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a batch of %lld claims is over the limit of %d",
+						(long long) n + already, ap_max_batch_claims),
+				 errhint("The limit is the setting approvals.max_batch_claims.")));
+	for (int i = 0; i < n; i++)
+	{
+		if (ids[i] == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not contain NULL (element %d)", argname, i + 1)));
+		if (ids[i][0] == '\0')
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not contain an empty id (element %d)", argname, i + 1)));
+	}
+	sorted = palloc(sizeof(char *) * Max(n, 1));
+	memcpy(sorted, ids, sizeof(char *) * n);
+	qsort(sorted, n, sizeof(char *), CompareCStrings);
+	for (int i = 1; i < n; i++)
+		if (strcmp(sorted[i - 1], sorted[i]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s lists claim \"%s\" more than once", argname, sorted[i])));
+	return sorted;
+}
+
+/* Append ids to a batch's items after position offset. */
+static void
+InsertItems(const char *batch_id, Datum ids, int offset)
+{
+	static const char *sql =
+		"INSERT INTO approvals.batch_items (batch_id, position, claim_id) "
+		"SELECT $1, $3 + u.ord::integer, u.id "
+		"FROM pg_catalog.unnest($2::text[]) WITH ORDINALITY AS u(id, ord)";
+	Oid			types[3] = {TEXTOID, TEXTARRAYOID, INT4OID};
+	Datum		values[3] = {CStringGetTextDatum(batch_id), ids, Int32GetDatum(offset)};
+
+	ApExec(sql, 3, types, values, NULL, 0);
+}
+
+/*
+ * Recompute a batch's total_claims and total_amount from its items (amounts
+ * of the batch's own tenant only: another tenant's claim will fail, and its
+ * amount is not the coordinator's to see).
+ */
+static void
+RecountBatch(const char *batch_id, const char *tenant)
+{
+	static const char *items_sql =
+		"SELECT pg_catalog.count(*)::integer, "
+		"coalesce(pg_catalog.array_agg(claim_id), '{}') "
+		"FROM approvals.batch_items WHERE batch_id = $1";
+	static const char *sum_sql =
+		"SELECT coalesce(pg_catalog.sum(amount), 0) FROM approvals.claims "
+		"WHERE id = ANY ($1) AND tenant IS NOT DISTINCT FROM $2";
+	static const char *update_sql =
+		"UPDATE approvals.batches SET total_claims = $2, total_amount = $3, "
+		"updated_at = now() WHERE id = $1";
+	Oid			types[3] = {TEXTOID, INT4OID, NUMERICOID};
+	Oid			sum_types[2] = {TEXTARRAYOID, TEXTOID};
+	Datum		values[3];
+	Datum		sum_values[2];
+	bool		sum_nulls[2] = {false, tenant == NULL};
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(batch_id);
+	ApExec(items_sql, 1, types, values, NULL, 1);
+	values[1] = ApGetDatum(0, 1, &isnull);
+	sum_values[0] = ApGetDatum(0, 2, &isnull);
+	sum_values[1] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
+	ApExec(sum_sql, 2, sum_types, sum_values, sum_nulls, 1);
+	values[2] = ApGetDatum(0, 1, &isnull);
+	ApExec(update_sql, 3, types, values, NULL, 0);
+}
+
+/* ------------------------------------------------------------------------
+ * create_batch, update_batch, start_batch
+ * ------------------------------------------------------------------------ */
+
+/* approvals.create_batch(...) */
+Datum
+approvals_create_batch(PG_FUNCTION_ARGS)
+{
+	static const char *sql =
+		"INSERT INTO approvals.batches (id, tenant, coordinator, comment, action, status, "
+		"max_failures, max_failure_ratio, on_threshold, auto_retry, idempotency_key, "
+		"created_by, queued_at) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+		"CASE WHEN $6 = 'queued' THEN now() END)";
+	Oid			types[12] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	INT4OID, FLOAT4OID, TEXTOID, BOOLOID, TEXTOID, OIDOID};
+	Datum		values[12];
+	bool		nulls[12];
+	char	   *comment = ApArgCString(fcinfo, 2);
+	char	   *action = PG_ARGISNULL(3) ? "approve" : ApArgCString(fcinfo, 3);
+	bool		start = PG_ARGISNULL(4) ? true : PG_GETARG_BOOL(4);
+	char	   *tenant = ApArgCString(fcinfo, 5);
+	char	   *on_threshold = PG_ARGISNULL(8) ? "rollback" : ApArgCString(fcinfo, 8);
+	bool		auto_retry = PG_ARGISNULL(9) ? true : PG_GETARG_BOOL(9);
+	char	   *idem_key = ApArgCString(fcinfo, 10);
+	char	  **ids;
+	int			n;
+	char	   *id;
+	ApprovalsCall call;
+	Datum		result;
+
+	ApResolveCaller(&call.caller, ApArgCString(fcinfo, 1));
+	ApRequireRole(call.caller.roleid, AP_ROLE_COORDINATOR, "create batches");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("claim_ids must not be null")));
+	ApCheckEnum("action", action, batch_actions);
+	ApCheckEnum("on_threshold", on_threshold, threshold_actions);
+	ApCheckLength("comment", comment, AP_MAX_COMMENT);
+	ApCheckNotEmpty("tenant", tenant);
+	ApCheckLength("tenant", tenant, AP_MAX_TENANT);
+	ApCheckNotEmpty("idempotency_key", idem_key);
+	ApCheckLength("idempotency_key", idem_key, AP_MAX_IDEMPOTENCY_KEY);
+	if (!PG_ARGISNULL(6) && PG_GETARG_INT32(6) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_failures is %d; it must not be negative", PG_GETARG_INT32(6))));
+	if (!PG_ARGISNULL(7) &&
+		!(PG_GETARG_FLOAT4(7) >= 0 && PG_GETARG_FLOAT4(7) <= 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_failure_ratio is %g; it must be between 0 and 1",
+						(double) PG_GETARG_FLOAT4(7))));
+	ids = ApTextArrayToCStrings(PG_GETARG_DATUM(0), &n);
+	(void) CheckClaimIds("claim_ids", ids, n, 0, false);
+
+	ApBegin(&call);
+	ApRequireTenant(&call.caller, tenant, "create batches");
+	id = ApNewId("bat_");
+	if (idem_key)
+	{
+		char	   *existing = ApIdempotencyLookup("batch", call.caller.actor, idem_key,
+												 ApTextArrayFromArgs(fcinfo, 10), id);
+
+		if (existing)
+		{
+			result = ApBatchRowDatum(existing);
+			ApEnd(&call);
+			PG_RETURN_DATUM(result);
+		}
+	}
+
+	{
+		const char *strs[6] = {id, tenant, call.caller.actor, comment, action,
+		start ? "queued" : "pending"};
+
+		for (int i = 0; i < 6; i++)
+		{
+			nulls[i] = (strs[i] == NULL);
+			values[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(strs[i]);
+		}
+	}
+	nulls[6] = PG_ARGISNULL(6);
+	values[6] = nulls[6] ? (Datum) 0 : PG_GETARG_DATUM(6);
+	nulls[7] = PG_ARGISNULL(7);
+	values[7] = nulls[7] ? (Datum) 0 : PG_GETARG_DATUM(7);
+	nulls[8] = false;
+	values[8] = CStringGetTextDatum(on_threshold);
+	nulls[9] = false;
+	values[9] = BoolGetDatum(auto_retry);
+	nulls[10] = (idem_key == NULL);
+	values[10] = idem_key ? CStringGetTextDatum(idem_key) : (Datum) 0;
+	nulls[11] = false;
+	values[11] = ObjectIdGetDatum(call.caller.roleid);
+	ApExec(sql, 12, types, values, nulls, 0);
+
+	InsertItems(id, PG_GETARG_DATUM(0), 0);
+	RecountBatch(id, tenant);
+	if (start)
+		ApQueueWake();
+
+	result = ApBatchRowDatum(id);
+	ApEnd(&call);
+	PG_RETURN_DATUM(result);
+}
+
+/* approvals.update_batch(batch_id, claim_ids, add_claim_ids, comment) */
+Datum
+approvals_update_batch(PG_FUNCTION_ARGS)
+{
+	static const char *delete_sql =
+		"DELETE FROM approvals.batch_items WHERE batch_id = $1";
+	static const char *dup_sql =
+		"SELECT claim_id FROM approvals.batch_items WHERE batch_id = $1 "
+		"AND claim_id = ANY ($2) ORDER BY position LIMIT 1";
+	static const char *max_sql =
+		"SELECT coalesce(max(position), 0), count(*)::integer FROM approvals.batch_items "
+		"WHERE batch_id = $1";
+	static const char *comment_sql =
+		"UPDATE approvals.batches SET comment = $2, updated_at = now() WHERE id = $1";
+	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
+	Datum		values[2];
+	char	   *batch_id;
+	char	   *comment = ApArgCString(fcinfo, 3);
+	char	  **ids;
+	int			n;
+	ApprovalsCall call;
+	BatchInfo	bi;
+	Datum		result;
+	bool		isnull;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_COORDINATOR, "update batches");
+	batch_id = ApRequiredCString(fcinfo, 0, "batch_id");
+	ApCheckLength("comment", comment, AP_MAX_COMMENT);
+	if (!PG_ARGISNULL(1))
+	{
+		ids = ApTextArrayToCStrings(PG_GETARG_DATUM(1), &n);
+		(void) CheckClaimIds("claim_ids", ids, n, 0, false);
+	}
+	if (!PG_ARGISNULL(2))
+	{
+		ids = ApTextArrayToCStrings(PG_GETARG_DATUM(2), &n);
+		(void) CheckClaimIds("add_claim_ids", ids, n, 0, false);
+	}
+
+	ApBatchOpen(&call, batch_id, true, &bi, "update batches", "update");
+	if (strcmp(bi.status, "pending") != 0)
+		ApBatchReportState(&bi, "amend");
+	values[0] = CStringGetTextDatum(batch_id);
+
+	if (!PG_ARGISNULL(1))
+	{
+		ApExec(delete_sql, 1, types, values, NULL, 0);
+		InsertItems(batch_id, PG_GETARG_DATUM(1), 0);
+	}
+	if (!PG_ARGISNULL(2))
+	{
+		int			max_position;
+		int			count;
+
+		ApExec(max_sql, 1, types, values, NULL, 1);
+		max_position = DatumGetInt32(ApGetDatum(0, 1, &isnull));
+		count = DatumGetInt32(ApGetDatum(0, 2, &isnull));
+		ids = ApTextArrayToCStrings(PG_GETARG_DATUM(2), &n);
+		(void) CheckClaimIds("add_claim_ids", ids, n, count, false);
+		values[1] = PG_GETARG_DATUM(2);
+		if (ApExec(dup_sql, 2, types, values, NULL, 1) == 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("claim \"%s\" is already in batch \"%s\"",
+							ApGetCString(0, 1), batch_id)));
+		InsertItems(batch_id, PG_GETARG_DATUM(2), max_position);
+	}
+	if (comment)
+	{
+		Oid			ctypes[2] = {TEXTOID, TEXTOID};
+		Datum		cvalues[2] = {values[0], CStringGetTextDatum(comment)};
+
+		ApExec(comment_sql, 2, ctypes, cvalues, NULL, 0);
+	}
+	RecountBatch(batch_id, bi.tenant);
+
+	result = ApBatchRowDatum(batch_id);
+	ApEnd(&call);
+	PG_RETURN_DATUM(result);
+}
+
+/* approvals.start_batch(batch_id, confirm_claim_ids) */
+Datum
+approvals_start_batch(PG_FUNCTION_ARGS)
+{
+	static const char *ids_sql =
+		"SELECT pg_catalog.array_agg(claim_id ORDER BY position) FROM approvals.batch_items "
+		"WHERE batch_id = $1";
+	static const char *queue_sql =
+		"UPDATE approvals.batches SET status = 'queued', queued_at = now(), updated_at = now() "
+		"WHERE id = $1";
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	char	   *batch_id;
+	ApprovalsCall call;
+	BatchInfo	bi;
+	Datum		result;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_COORDINATOR, "start batches");
+	batch_id = ApRequiredCString(fcinfo, 0, "batch_id");
+
+	ApBatchOpen(&call, batch_id, true, &bi, "start batches", "start");
+	if (strcmp(bi.status, "pending") != 0)
+		ApBatchReportState(&bi, "start");
+	values[0] = CStringGetTextDatum(batch_id);
+
+	if (!PG_ARGISNULL(1))
+	{
+		int			n_confirm;
+		int			n_items = 0;
+		char	  **confirm = ApTextArrayToCStrings(PG_GETARG_DATUM(1), &n_confirm);
+		char	  **items = NULL;
+		bool		isnull;
+		Datum		d;
+		int			i = 0,
+					j = 0;
+		char	   *missing = NULL;
+		char	   *unexpected = NULL;
+
+		ApExec(ids_sql, 1, types, values, NULL, 1);
+		d = ApGetDatum(0, 1, &isnull);
+		if (!isnull)
+			items = ApTextArrayToCStrings(d, &n_items);
+		for (int k = 0; k < n_confirm; k++)
+			if (confirm[k] == NULL)
+				confirm[k] = "";
+		qsort(confirm, n_confirm, sizeof(char *), CompareCStrings);
+		if (items)
+			qsort(items, n_items, sizeof(char *), CompareCStrings);
+		while ((i < n_items || j < n_confirm) && !(missing && unexpected))
+		{
+			int			cmp = (i >= n_items) ? 1 : (j >= n_confirm) ? -1
+				: strcmp(items[i], confirm[j]);
+
+			if (cmp == 0)
+				i++, j++;
+			else if (cmp < 0)
+			{
+				if (!missing)
+					missing = items[i];
+				i++;
+			}
+			else
+			{
+				if (!unexpected)
+					unexpected = confirm[j];
+				j++;
+			}
+		}
+		if (missing || unexpected || n_items != n_confirm)
+			ereport(ERROR,
+					(errcode(ERRCODE_APPROVALS_CONFIRMATION),
+					 errmsg("confirmation does not match batch \"%s\"", batch_id),
+					 errdetail("The batch has %d claims, the confirmation lists %d%s%s%s%s%s%s.",
+							   n_items, n_confirm,
+							   missing ? "; not confirmed: \"" : "", missing ? missing : "",
+							   missing ? "\"" : "",
+							   unexpected ? "; not in the batch: \"" : "",
+							   unexpected ? unexpected : "", unexpected ? "\"" : ""),
+					 errhint("List every claim id of the batch exactly once; the batch stays pending.")));
+	}
+
+	ApExec(queue_sql, 1, types, values, NULL, 0);
+	ApQueueWake();
+	result = ApBatchRowDatum(batch_id);
+	ApEnd(&call);
+	PG_RETURN_DATUM(result);
+}
+
+/* ------------------------------------------------------------------------
+ * process_batch, cancel_batch, results, get, list, wait, purge
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Emit (claim_id, decision, error, processed_at) for every item, in order,
+ * streamed into the result a page at a time (flat memory for any size).
+ */
+static void
+EmitResults(FunctionCallInfo fcinfo, const char *batch_id)
+{
+	static const char *sql =
+		"SELECT claim_id, decision, error, processed_at FROM approvals.batch_items "
+		"WHERE batch_id = $1 ORDER BY position";
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(batch_id)};
+
+	ApExecIntoTuplestore(sql, 1, types, values, NULL, rsinfo->setResult, rsinfo->setDesc);
+}
+
+/* approvals.process_batch(batch_id): the whole batch, in the caller's transaction. */
+Datum
+approvals_process_batch(PG_FUNCTION_ARGS)
+{
+	char	   *batch_id;
+	ApprovalsCall call;
+	BatchInfo	bi;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_COORDINATOR, "process batches");
+	batch_id = ApRequiredCString(fcinfo, 0, "batch_id");
+	InitMaterializedSRF(fcinfo, 0);
+
+	ApBatchOpen(&call, batch_id, true, &bi, "process batches", "process");
+	if (strcmp(bi.status, "pending") != 0 && strcmp(bi.status, "queued") != 0)
+		ApBatchReportState(&bi, "process");
+	(void) ApBatchTakeOver(&bi);
+	(void) ApBatchRun(batch_id, ApTxnInline);	/* errors propagate */
+	EmitResults(fcinfo, batch_id);
+	ApEnd(&call);
+	return (Datum) 0;
+}
+
+/* approvals.cancel_batch(batch_id, comment) */
+Datum
+approvals_cancel_batch(PG_FUNCTION_ARGS)
+{
+	static const char *sql =
+		"SELECT cancelled_at FROM approvals.batches WHERE id = $1";
+	ReturnSetInfo *rsinfo;
+	char	   *batch_id;
+	char	   *comment = ApArgCString(fcinfo, 1);
+	ApprovalsCall call;
+	BatchInfo	bi;
+	int			reverted = 0;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	Datum		cols[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_COORDINATOR, "cancel batches");
+	batch_id = ApRequiredCString(fcinfo, 0, "batch_id");
+	ApCheckLength("comment", comment, AP_MAX_COMMENT);
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	/* waits here for a worker's chunk in progress: it holds this row lock */
+	ApBatchOpen(&call, batch_id, true, &bi, "cancel batches", "cancel");
+	if (strcmp(bi.status, "pending") != 0 && strcmp(bi.status, "queued") != 0 &&
+		strcmp(bi.status, "processing") != 0)
+		ApBatchReportState(&bi, "cancel");
+	if (strcmp(bi.status, "processing") == 0)
+		reverted = ApBatchRevert(&bi, call.caller.actor,
+							   comment ? comment : "batch cancelled");
+	ApBatchFinish(batch_id, "cancelled", NULL);
+	values[0] = CStringGetTextDatum(batch_id);
+	ApExec(sql, 1, types, values, NULL, 1);
+	cols[0] = CStringGetTextDatum(batch_id);
+	cols[1] = BoolGetDatum(true);
+	cols[2] = ApGetDatum(0, 1, &nulls[2]);
+	cols[3] = Int32GetDatum(reverted);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, cols, nulls);
+	ApEnd(&call);
+	return (Datum) 0;
+}
+
+/* approvals.batch_results(batch_id) */
+Datum
+approvals_batch_results(PG_FUNCTION_ARGS)
+{
+	char	   *batch_id;
+	ApprovalsCall call;
+	BatchInfo	bi;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_READER, "read batch results");
+	batch_id = ApRequiredCString(fcinfo, 0, "batch_id");
+	InitMaterializedSRF(fcinfo, 0);
+
+	ApBatchOpen(&call, batch_id, false, &bi, "read batches", NULL);
+	EmitResults(fcinfo, batch_id);
+	ApEnd(&call);
+	return (Datum) 0;
+}
+
+/* approvals.get_batch(batch_id) */
+Datum
+approvals_get_batch(PG_FUNCTION_ARGS)
+{
+	char	   *batch_id;
+	ApprovalsCall call;
+	BatchInfo	bi;
+	Datum		result;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_READER, "read batches");
+	batch_id = ApRequiredCString(fcinfo, 0, "batch_id");
+
+	ApBatchOpen(&call, batch_id, false, &bi, "read batches", NULL);
+	result = ApBatchRowDatum(batch_id);
+	ApEnd(&call);
+	PG_RETURN_DATUM(result);
+}
+
+/* approvals.list_batches(status, coordinator, page, page_limit): newest first. */
+Datum
+approvals_list_batches(PG_FUNCTION_ARGS)
+{
+	static const char *sql =
+		"SELECT b FROM approvals.batches b "
+		"WHERE ($1::text IS NULL OR b.status = $1) "
+		"AND ($2::text IS NULL OR b.coordinator = $2) "
+		"AND ($3 OR b.tenant IS NULL OR b.tenant = ANY ($4)) "
+		"ORDER BY b.created_at DESC, b.id DESC LIMIT $5 OFFSET $6";
+	ReturnSetInfo *rsinfo;
+	char	   *status = ApArgCString(fcinfo, 0);
+	char	   *coordinator = ApArgCString(fcinfo, 1);
+	int			page = PG_ARGISNULL(2) ? 1 : PG_GETARG_INT32(2);
+	int			limit = PG_ARGISNULL(3) ? 20 : PG_GETARG_INT32(3);
+	Oid			types[6] = {TEXTOID, TEXTOID, BOOLOID, TEXTARRAYOID, INT4OID, INT8OID};
+	Datum		values[6];
+	bool		nulls[6] = {status == NULL, coordinator == NULL, false, false, false, false};
+	ApprovalsCall call;
+	int			n;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_READER, "list batches");
+	ApCheckEnum("status", status, batch_statuses);
+	if (page < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("page is %d; it must be at least 1", page)));
+	if (limit < 1 || limit > 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("page_limit is %d; it must be between 1 and 1000", limit)));
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	ApBegin(&call);
+	values[0] = status ? CStringGetTextDatum(status) : (Datum) 0;
+	values[1] = coordinator ? CStringGetTextDatum(coordinator) : (Datum) 0;
+	values[2] = BoolGetDatum(call.caller.sees_all);
+	values[3] = ApVisibleTenants(call.caller.roleid);
+	values[4] = Int32GetDatum(limit);
+	values[5] = Int64GetDatum((int64) (page - 1) * limit);
+	n = ApExec(sql, 6, types, values, nulls, 0);
+	for (int i = 0; i < n; i++)
+	{
+		/* whole rows of the table's row type, dropped columns included, as the result is */
+		bool		isnull;
+		HeapTupleHeader row = DatumGetHeapTupleHeader(ApGetDatum(i, 1, &isnull));
+		HeapTupleData tuple;
+
+		tuple.t_len = HeapTupleHeaderGetDatumLength(row);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = InvalidOid;
+		tuple.t_data = row;
+		tuplestore_puttuple(rsinfo->setResult, &tuple);
+	}
+	ApEnd(&call);
+	return (Datum) 0;
+}
+
+/* approvals.wait_batch(batch_id, timeout): block until terminal or timeout. */
+Datum
+approvals_wait_batch(PG_FUNCTION_ARGS)
+{
+	char	   *batch_id;
+	ApprovalsCall call;
+	BatchInfo	bi;
+	TimestampTz deadline;
+	Interval	zero;
+	Datum		result;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_COORDINATOR, "wait for batches");
+	batch_id = ApRequiredCString(fcinfo, 0, "batch_id");
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("timeout must not be null")));
+	memset(&zero, 0, sizeof(zero));
+	if (DatumGetBool(DirectFunctionCall2(interval_lt, PG_GETARG_DATUM(1),
+										 IntervalPGetDatum(&zero))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative")));
+	deadline = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+													   TimestampTzGetDatum(GetCurrentTimestamp()),
+													   PG_GETARG_DATUM(1)));
+
+	ApBegin(&call);
+	for (;;)
+	{
+		bool		terminal;
+		char		status[NAMEDATALEN];
+
+		/*
+		 * Each poll in its own SPI connection: nothing accumulates while
+		 * waiting (bi's strings die with it; status is copied out).
+		 */
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		ApBatchLoadVisible(&call.caller, batch_id, false, &bi, "read batches");
+		strlcpy(status, bi.status, sizeof(status));
+		SPI_finish();
+		terminal = strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
+			strcmp(status, "cancelled") == 0;
+		if (terminal || GetCurrentTimestamp() >= deadline)
+			break;
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
+					 errmsg("wait_batch cannot see batch \"%s\" progress in a %s transaction",
+							batch_id, IsolationIsSerializable() ? "SERIALIZABLE" : "REPEATABLE READ"),
+					 errdetail("The batch is %s; this transaction's snapshot will not show it change.",
+							   status),
+					 errhint("Call wait_batch outside a transaction block, or in a READ COMMITTED transaction.")));
+		ApSleep(50);
+	}
+	result = ApBatchRowDatum(batch_id);
+	ApEnd(&call);
+	PG_RETURN_DATUM(result);
+}
+
+/* approvals.purge_batches(older_than): delete finished batches and their items. */
+Datum
+approvals_purge_batches(PG_FUNCTION_ARGS)
+{
+	static const char *sql =
+		"WITH d AS (DELETE FROM approvals.batches "
+		"  WHERE status IN ('completed', 'failed', 'cancelled') "
+		"  AND coalesce(completed_at, cancelled_at, updated_at) < now() - $1 RETURNING id), "
+		"i AS (DELETE FROM approvals.batch_items WHERE batch_id IN (SELECT id FROM d)) "
+		"SELECT pg_catalog.count(*)::integer FROM d";
+	Oid			types[1] = {INTERVALOID};
+	Datum		values[1];
+	Interval	zero;
+	ApprovalsCall call;
+	bool		isnull;
+	int			n;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_ADMIN, "purge batches");
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("older_than must not be null")));
+	memset(&zero, 0, sizeof(zero));
+	if (DatumGetBool(DirectFunctionCall2(interval_lt, PG_GETARG_DATUM(0),
+										 IntervalPGetDatum(&zero))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("older_than must not be negative")));
+	values[0] = PG_GETARG_DATUM(0);
+
+	ApBegin(&call);
+	ApExec(sql, 1, types, values, NULL, 1);
+	n = DatumGetInt32(ApGetDatum(0, 1, &isnull));
+	ApEnd(&call);
+	PG_RETURN_INT32(n);
+}
+
+/*
+ * CALL approvals.run_queued(max_batches): take and run queued batches of the
+ * caller's tenants in this session, through the driver; as a CALL it
+ * commits after every chunk, in a transaction block it runs in that
+ * transaction.  A chunk that fails for good has handed its batch back; its
+ * error goes on to the caller.
+ */
+Datum
+approvals_run_queued(PG_FUNCTION_ARGS)
+{
+	bool		nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
+		!castNode(CallContext, fcinfo->context)->atomic;
+	ApTxnFn		txn = nonatomic ? ApTxnCall : ApTxnInline;
+	int			max_batches = PG_ARGISNULL(0) ? 0 : PG_GETARG_INT32(0);
+	ApprovalsCaller caller;
+	int			done = 0;
+	MemoryContext loop_cxt;
+
+	ApResolveCaller(&caller, NULL);
+	if (!ApHasRole(caller.roleid, AP_ROLE_ADMIN))
+		ApRequireRole(caller.roleid, AP_ROLE_COORDINATOR, "run queued batches");
+	if (!PG_ARGISNULL(0) && max_batches < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_batches is %d; it must be at least 1", max_batches)));
+	ApRequireSchemaVersion();
+
+	/* survives the commits of a non-atomic CALL, like this function's own context */
+	loop_cxt = AllocSetContextCreate(CurrentMemoryContext, "approvals run_queued",
+									 ALLOCSET_DEFAULT_SIZES);
+	while (max_batches == 0 || done < max_batches)
+	{
+		char	   *batch_id;
+		ErrorData  *error;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(loop_cxt);
+		if (!ApBatchTakeNext(&caller, txn, loop_cxt, &batch_id, &error))
+			ReThrowError(error);
+		if (batch_id == NULL)
+			break;
+		error = ApBatchRun(batch_id, txn);
+		if (error)
+			ReThrowError(error);
+		done++;
+	}
+	MemoryContextDelete(loop_cxt);
+	PG_RETURN_VOID();
+}

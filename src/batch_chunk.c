@@ -1,0 +1,441 @@
+/*
+ * batch_chunk.c
+ *		One chunk of a batch: its next items (at most chunk_size), their claims
+ *		locked in id order (SKIP LOCKED, waited for with the retry policy when
+ *		auto_retry) and classified, the rest decided by one set-based statement
+ *		per group of items, the items' results and the batch's counters written
+ *		in one statement each, and the failure threshold checked (rolling the
+ *		batch back when it says so).
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/memutils.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+#include "batch.h"
+
+static bool ChunkInner(const char *batch_id, int chunk_size);
+
+typedef struct ChunkState
+{
+	BatchInfo  *bi;
+	int			n;
+	int		   *positions;
+	char	  **claim_ids;
+	const char **decision;		/* per item */
+	char	  **error;			/* per item */
+	/* claims that passed every check, to be decided */
+	int			n_apply;
+	int		   *apply_item;
+	ItemPointerData *apply_tids;	/* row locations of the locked claims */
+	Datum	   *amount;			/* per item: the claim's amount (when known) */
+	bool	   *amount_null;
+	bool		apply_guarded;
+	const char *actor;
+} ChunkState;
+
+/* Decide a group of claims: set-based update + events + handlers. */
+static void
+ChunkApplyGroup(void *state, int lo, int hi)
+{
+	static const char *sql =
+		"WITH c AS ("
+		"  UPDATE approvals.claims c SET status = $2, reviewer = $3, batch_id = $4, "
+		"    assignee = NULL, decided_at = now(), updated_at = now() "
+		"  WHERE c.ctid = ANY ($1) AND c.status = 'pending' "
+		"  RETURNING c.id, c.tenant, c.snapshot_hash, c.resource_type), "
+		"e AS ("
+		"  INSERT INTO approvals.events (claim_id, batch_id, tenant, actor, action, "
+		"    from_status, to_status, comment, snapshot_hash) "
+		"  SELECT id, $4, tenant, $3, $2, 'pending', $2, $5, snapshot_hash FROM c "
+		"  RETURNING claim_id, id) "
+		"SELECT e.claim_id, e.id, h.handler::oid, h.search_path "
+		"FROM e JOIN c ON c.id = e.claim_id "
+		"JOIN approvals.handlers h ON h.resource_type = c.resource_type";
+	ChunkState *cs = (ChunkState *) state;
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, cs->bi->comment == NULL};
+	Datum	   *tids;
+
+	values[0] = CStringGetTextDatum(cs->bi->decision);
+	values[1] = CStringGetTextDatum(cs->actor);
+	values[2] = CStringGetTextDatum(cs->bi->id);
+	values[3] = cs->bi->comment ? CStringGetTextDatum(cs->bi->comment) : (Datum) 0;
+	tids = palloc(sizeof(Datum) * (hi - lo));
+	for (int k = lo; k < hi; k++)
+		tids[k - lo] = PointerGetDatum(&cs->apply_tids[k]);
+	ApApplyStatement(sql, TIDARRAYOID,
+				   PointerGetDatum(construct_array(tids, hi - lo, TIDOID,
+												   sizeof(ItemPointerData), false,
+												   TYPALIGN_SHORT)),
+				   4, types, values, nulls);
+}
+
+/* A claim whose handler raised: its item fails with the handler's message. */
+static void
+ChunkApplyFailed(void *state, int idx, const char *message)
+{
+	ChunkState *cs = (ChunkState *) state;
+	int			item = cs->apply_item[idx];
+
+	cs->decision[item] = "failed";
+	cs->error[item] = pstrdup(message);
+}
+
+/*
+ * Remember an item's claim amount from column col of result row r (only for
+ * claims of the batch's tenant: another tenant's amount is not to be shown).
+ */
+static void
+ChunkKeepAmount(ChunkState *cs, int item, int r, int col)
+{
+	Datum		d = ApGetDatum(r, col, &cs->amount_null[item]);
+
+	if (!cs->amount_null[item])
+		cs->amount[item] = datumCopy(d, false, -1);
+}
+
+/* Mark an item failed with one of the fixed item error texts. */
+static void
+ItemFail(ChunkState *cs, int item, const char *error)
+{
+	cs->decision[item] = "failed";
+	cs->error[item] = (char *) error;
+}
+
+/*
+ * Lock the chunk's pending claims (SKIP LOCKED, retried with backoff when
+ * auto_retry) and classify every item: failed with an item error, or ready
+ * to be decided (apply list).
+ */
+static void
+ChunkLockAndClassify(ChunkState *cs, HTAB *index)
+{
+	static const char *lock_sql =
+		"SELECT c.id, c.tenant IS NOT DISTINCT FROM $2, c.requester, c.allow_self_approval, "
+		"coalesce(c.expires_at <= now(), false), "
+		"EXISTS (SELECT 1 FROM approvals.handlers h WHERE h.resource_type = c.resource_type), "
+		"c.ctid, c.amount "
+		"FROM approvals.claims c WHERE c.id = ANY ($1) AND c.status = 'pending' "
+		"ORDER BY c.id FOR UPDATE OF c SKIP LOCKED";
+	static const char *classify_sql =
+		"SELECT c.id, c.tenant IS NOT DISTINCT FROM $2, c.status, c.amount "
+		"FROM approvals.claims c WHERE c.id = ANY ($1)";
+	Oid			types[2] = {TEXTARRAYOID, TEXTOID};
+	Datum		values[2];
+	bool		nulls[2] = {false, cs->bi->tenant == NULL};
+	char	  **waiting = palloc(sizeof(char *) * cs->n);
+	int			n_waiting = 0;
+	bool	   *seen = palloc(sizeof(bool) * cs->n);
+
+	values[1] = cs->bi->tenant ? CStringGetTextDatum(cs->bi->tenant) : (Datum) 0;
+	for (int i = 0; i < cs->n; i++)
+		waiting[n_waiting++] = cs->claim_ids[i];
+
+	for (int attempt = 0; n_waiting > 0; attempt++)
+	{
+		int			rows;
+		int			still = 0;
+
+		memset(seen, 0, sizeof(bool) * cs->n);
+		values[0] = ApCStringArrayDatum(waiting, n_waiting);
+		rows = ApExec(lock_sql, 2, types, values, nulls, 0);
+		for (int r = 0; r < rows; r++)
+		{
+			char	   *id = ApGetCString(r, 1);
+			IdIndexEntry *e = ApStringHashSearch(index, id, HASH_FIND, NULL);
+			bool		isnull;
+			int			item;
+
+			if (e == NULL)
+				continue;
+			item = e->item;
+			seen[item] = true;
+			if (DatumGetBool(ApGetDatum(r, 2, &isnull)))
+				ChunkKeepAmount(cs, item, r, 8);
+			if (!DatumGetBool(ApGetDatum(r, 2, &isnull)))
+				ItemFail(cs, item, ERR_TENANT);
+			else if (strcmp(ApGetCString(r, 3), cs->bi->coordinator) == 0 &&
+					 !DatumGetBool(ApGetDatum(r, 4, &isnull)))
+				ItemFail(cs, item, ERR_REQUESTER);
+			else if (DatumGetBool(ApGetDatum(r, 5, &isnull)))
+				ItemFail(cs, item, ERR_EXPIRED);
+			else
+			{
+				cs->apply_item[cs->n_apply] = item;
+				ItemPointerCopy((ItemPointer) DatumGetPointer(ApGetDatum(r, 7, &isnull)),
+								&cs->apply_tids[cs->n_apply]);
+				cs->n_apply++;
+				if (DatumGetBool(ApGetDatum(r, 6, &isnull)))
+					cs->apply_guarded = true;
+			}
+		}
+		SPI_freetuptable(SPI_tuptable);
+
+		/* whatever was not locked: missing, decided, another tenant's, or locked */
+		for (int w = 0; w < n_waiting; w++)
+		{
+			IdIndexEntry *e = ApStringHashSearch(index, waiting[w], HASH_FIND, NULL);
+
+			if (e && !seen[e->item])
+				waiting[still++] = waiting[w];
+		}
+		n_waiting = still;
+		if (n_waiting == 0)
+			break;
+
+		values[0] = ApCStringArrayDatum(waiting, n_waiting);
+		memset(seen, 0, sizeof(bool) * cs->n);
+		rows = ApExec(classify_sql, 2, types, values, nulls, 0);
+		for (int r = 0; r < rows; r++)
+		{
+			IdIndexEntry *e = ApStringHashSearch(index, ApGetCString(r, 1), HASH_FIND, NULL);
+			bool		isnull;
+
+			if (e == NULL)
+				continue;
+			seen[e->item] = true;
+			if (DatumGetBool(ApGetDatum(r, 2, &isnull)))
+				ChunkKeepAmount(cs, e->item, r, 4);
+			if (!DatumGetBool(ApGetDatum(r, 2, &isnull)))
+				ItemFail(cs, e->item, ERR_TENANT);
+			else if (strcmp(ApGetCString(r, 3), "pending") != 0)
+				ItemFail(cs, e->item, ERR_PROCESSED);
+			/* else: pending but locked by another transaction */
+		}
+		SPI_freetuptable(SPI_tuptable);
+
+		still = 0;
+		for (int w = 0; w < n_waiting; w++)
+		{
+			IdIndexEntry *e = ApStringHashSearch(index, waiting[w], HASH_FIND, NULL);
+
+			if (!seen[e->item])
+				ItemFail(cs, e->item, ERR_NOT_FOUND);
+			else if (cs->decision[e->item] == NULL)
+				waiting[still++] = waiting[w];
+		}
+		n_waiting = still;
+		if (n_waiting == 0)
+			break;
+		if (!cs->bi->auto_retry || attempt >= AP_RETRIES)
+		{
+			for (int w = 0; w < n_waiting; w++)
+			{
+				IdIndexEntry *e = ApStringHashSearch(index, waiting[w], HASH_FIND, NULL);
+
+				ItemFail(cs, e->item, ERR_LOCKED);
+			}
+			break;
+		}
+		ApRetrySleep(attempt);
+	}
+}
+
+/* Write the chunk's item results in one statement. */
+static void
+ChunkStoreItems(ChunkState *cs)
+{
+	static const char *sql =
+		"UPDATE approvals.batch_items i SET decision = u.decision, error = u.error, "
+		"processed_at = now() "
+		"FROM ROWS FROM (pg_catalog.unnest($2::integer[]), pg_catalog.unnest($3::text[]), "
+		"               pg_catalog.unnest($4::text[])) AS u(position, decision, error) "
+		"WHERE i.batch_id = $1 AND i.position = u.position";
+	Oid			types[4] = {TEXTOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[4];
+	Datum	   *pos = palloc(sizeof(Datum) * cs->n);
+
+	for (int i = 0; i < cs->n; i++)
+		pos[i] = Int32GetDatum(cs->positions[i]);
+	values[0] = CStringGetTextDatum(cs->bi->id);
+	values[1] = PointerGetDatum(construct_array(pos, cs->n, INT4OID, sizeof(int32),
+												true, TYPALIGN_INT));
+	values[2] = ApCStringArrayDatum((char **) cs->decision, cs->n);
+	values[3] = ApCStringArrayDatum(cs->error, cs->n);
+	ApExec(sql, 4, types, values, NULL, 0);
+}
+
+/*
+ * Advance the batch's counters by the chunk's results; returns the new
+ * failed_count.
+ */
+static int
+ChunkStoreCounters(ChunkState *cs, int next_position)
+{
+	static const char *sql =
+		"UPDATE approvals.batches SET processed_count = processed_count + $2, "
+		"approved_count = approved_count + $3, rejected_count = rejected_count + $4, "
+		"failed_count = failed_count + $5, approved_amount = approved_amount + $6, "
+		"failed_amount = failed_amount + $7, "
+		"next_position = $8, updated_at = now() WHERE id = $1 RETURNING failed_count";
+	Oid			types[8] = {TEXTOID, INT4OID, INT4OID, INT4OID, INT4OID, NUMERICOID,
+	NUMERICOID, INT4OID};
+	Datum		values[8];
+	Datum		ok_amount = DirectFunctionCall1(int4_numeric, Int32GetDatum(0));
+	Datum		failed_amount = ok_amount;
+	int			n_ok = 0;
+	int			n_failed = 0;
+	bool		approve = strcmp(cs->bi->decision, "approved") == 0;
+	bool		isnull;
+
+	for (int i = 0; i < cs->n; i++)
+	{
+		/* an item left without a decision (impossible through the API) counts as failed */
+		bool		failed = cs->decision[i] == NULL || strcmp(cs->decision[i], "failed") == 0;
+
+		if (failed)
+			n_failed++;
+		else
+			n_ok++;
+		if (cs->amount_null[i])
+			continue;
+		if (failed)
+			failed_amount = DirectFunctionCall2(numeric_add, failed_amount, cs->amount[i]);
+		else if (approve)
+			ok_amount = DirectFunctionCall2(numeric_add, ok_amount, cs->amount[i]);
+	}
+	values[0] = CStringGetTextDatum(cs->bi->id);
+	values[1] = Int32GetDatum(cs->n);
+	values[2] = Int32GetDatum(approve ? n_ok : 0);
+	values[3] = Int32GetDatum(approve ? 0 : n_ok);
+	values[4] = Int32GetDatum(n_failed);
+	values[5] = ok_amount;
+	values[6] = failed_amount;
+	values[7] = Int32GetDatum(next_position);
+	ApExec(sql, 8, types, values, NULL, 1);
+	return DatumGetInt32(ApGetDatum(0, 1, &isnull));
+}
+
+/* Has the batch failed more claims than its threshold allows? */
+static bool
+ThresholdExceeded(const BatchInfo *bi, int failed)
+{
+	if (bi->has_max_failures && failed > bi->max_failures)
+		return true;
+	/* in float4, as the ratio was given: 7 of 10 is exactly 0.7, not above it */
+	if (bi->has_max_ratio && bi->total_claims > 0 &&
+		(float4) failed / (float4) bi->total_claims > bi->max_ratio)
+		return true;
+	return false;
+}
+
+bool
+ApBatchChunk(const char *batch_id, int chunk_size)
+{
+	bool		finished;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	finished = ChunkInner(batch_id, chunk_size);
+	SPI_finish();
+	return finished;
+}
+
+/* One chunk; everything it allocates dies with its SPI connection. */
+static bool
+ChunkInner(const char *batch_id, int chunk_size)
+{
+	static const char *items_sql =
+		"SELECT position, claim_id FROM approvals.batch_items "
+		"WHERE batch_id = $1 AND position >= $2 AND decision IS NULL "
+		"ORDER BY position LIMIT $3";
+	Oid			types[3] = {TEXTOID, INT4OID, INT4OID};
+	Datum		values[3];
+	BatchInfo	bi;
+	ChunkState	cs;
+	HTAB	   *index;
+	int			failed;
+	int			last_position;
+
+	if (!ApBatchLoad(batch_id, true, &bi) || strcmp(bi.status, "processing") != 0)
+		return true;
+
+	values[0] = CStringGetTextDatum(batch_id);
+	values[1] = Int32GetDatum(bi.next_position);
+	values[2] = Int32GetDatum(chunk_size);
+	memset(&cs, 0, sizeof(cs));
+	cs.bi = &bi;
+	cs.actor = bi.coordinator;
+	cs.n = ApExec(items_sql, 3, types, values, NULL, chunk_size);
+	if (cs.n == 0)
+	{
+		ApBatchFinish(batch_id, "completed",
+					ThresholdExceeded(&bi, bi.failed_count)
+					? "failure threshold exceeded; continued (on_threshold = continue)" : NULL);
+		return true;
+	}
+
+	cs.positions = palloc(sizeof(int) * cs.n);
+	cs.claim_ids = palloc(sizeof(char *) * cs.n);
+	cs.decision = palloc0(sizeof(char *) * cs.n);
+	cs.error = palloc0(sizeof(char *) * cs.n);
+	cs.apply_item = palloc(sizeof(int) * cs.n);
+	cs.apply_tids = palloc(sizeof(ItemPointerData) * cs.n);
+	cs.amount = palloc0(sizeof(Datum) * cs.n);
+	cs.amount_null = palloc(sizeof(bool) * cs.n);
+	for (int i = 0; i < cs.n; i++)
+		cs.amount_null[i] = true;
+
+	index = ApStringHashCreate("approvals chunk ids", cs.n, sizeof(IdIndexEntry),
+							   CurrentMemoryContext);
+	for (int i = 0; i < cs.n; i++)
+	{
+		bool		isnull;
+
+		cs.positions[i] = DatumGetInt32(ApGetDatum(i, 1, &isnull));
+		cs.claim_ids[i] = ApGetCString(i, 2);
+		((IdIndexEntry *) ApStringHashSearch(index, cs.claim_ids[i], HASH_ENTER,
+											 NULL))->item = i;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	last_position = cs.positions[cs.n - 1];
+
+	ChunkLockAndClassify(&cs, index);
+	ApApplyGroups(ChunkApplyGroup, ChunkApplyFailed, &cs, 0, cs.n_apply,
+				cs.apply_guarded, bi.auto_retry);
+	for (int k = 0; k < cs.n_apply; k++)
+		if (cs.decision[cs.apply_item[k]] == NULL)
+			cs.decision[cs.apply_item[k]] = bi.decision;
+	hash_destroy(index);
+
+	ChunkStoreItems(&cs);
+	failed = ChunkStoreCounters(&cs, last_position + 1);
+
+	if (ThresholdExceeded(&bi, failed) && bi.rollback)
+	{
+		StringInfoData msg;
+
+		ApBatchRevert(&bi, "system", "failure threshold exceeded; batch rolled back");
+		initStringInfo(&msg);
+		appendStringInfo(&msg, "failure threshold exceeded: %d of %d claims failed", failed,
+						 bi.total_claims);
+		if (bi.has_max_failures)
+			appendStringInfo(&msg, " (max_failures %d)", bi.max_failures);
+		if (bi.has_max_ratio)
+			appendStringInfo(&msg, " (max_failure_ratio %g)", (double) bi.max_ratio);
+		appendStringInfoString(&msg, "; decided claims were reverted");
+		ApBatchFinish(batch_id, "failed", msg.data);
+		return true;
+	}
+	if (cs.n < chunk_size)
+	{
+		ApBatchFinish(batch_id, "completed",
+					ThresholdExceeded(&bi, failed)
+					? "failure threshold exceeded; continued (on_threshold = continue)" : NULL);
+		return true;
+	}
+	return false;
+}

@@ -1,0 +1,349 @@
+/*
+ * batch_queue.c
+ *		The queue of batches: the per-batch lock every step that changes a batch
+ *		takes first, taking a batch to process (the oldest queued one, or one
+ *		whose processing backend is gone), handing it back, quarantine, and
+ *		waking the launcher when a transaction that queued a batch commits.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lock.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "batch.h"
+
+/* Advisory lock tag field 4 of the batch queue lock (pg_locks.objsubid) */
+#define AP_BATCH_LOCK_SPACE	0x4150
+
+static void CountTake(void);
+
+/* A batch whose processing backend is gone: no backend with its pid and start time */
+#define AP_BATCH_ORPHANED \
+	"NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a " \
+	"WHERE a.pid = worker_pid AND a.backend_start = worker_started)"
+
+/* ------------------------------------------------------------------------
+ * The per-batch lock
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Queue fairly for a batch: a transaction-level heavyweight lock on its id,
+ * taken before the row lock by every step that changes the batch.  Waiters
+ * on a row lock are not served in order, so without it a cancel waiting for
+ * the current chunk could lose the row to the next chunk again and again;
+ * the lock manager grants this lock first come, first served.
+ */
+static void
+BatchQueueTag(const char *batch_id, LOCKTAG *tag)
+{
+	uint64		h = DatumGetUInt64(hash_any_extended((const unsigned char *) batch_id,
+													 strlen(batch_id), 0));
+
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (h >> 32), (uint32) h,
+						 AP_BATCH_LOCK_SPACE);
+}
+
+void
+ApBatchQueueLock(const char *batch_id)
+{
+	LOCKTAG		tag;
+
+	BatchQueueTag(batch_id, &tag);
+	(void) LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+/* The same lock, only if nobody holds or awaits it. */
+static bool
+BatchQueueLockConditional(const char *batch_id)
+{
+	LOCKTAG		tag;
+
+	BatchQueueTag(batch_id, &tag);
+	return LockAcquire(&tag, ExclusiveLock, false, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+/* ------------------------------------------------------------------------
+ * Taking a batch
+ * ------------------------------------------------------------------------ */
+
+/*
+ * Mark a batch processing by this backend (from pending or queued, or
+ * resuming after a crash).  Returns false when it was quarantined instead.
+ */
+bool
+ApBatchTakeOver(const BatchInfo *bi)
+{
+	static const char *sql =
+		"UPDATE approvals.batches SET status = 'processing', worker_pid = $2, "
+		"worker_started = $3, attempts = attempts + 1, "
+		"started_at = coalesce(started_at, now()), "
+		"queued_at = coalesce(queued_at, now()), updated_at = now() WHERE id = $1";
+	Oid			types[3] = {TEXTOID, INT4OID, TIMESTAMPTZOID};
+	Datum		values[3] = {CStringGetTextDatum(bi->id), Int32GetDatum(MyProcPid),
+	TimestampTzGetDatum(MyStartTimestamp)};
+
+	if (strcmp(bi->status, "processing") == 0 && bi->attempts >= AP_MAX_ATTEMPTS)
+	{
+		StringInfoData msg;
+
+		initStringInfo(&msg);
+		appendStringInfo(&msg, "quarantined: processing was interrupted %d times "
+						 "(last at position %d); claims decided so far stay decided",
+						 bi->attempts, bi->next_position);
+		ApBatchFinish(bi->id, "failed", msg.data);
+		ereport(WARNING,
+				(errmsg("approvals: batch \"%s\" quarantined after %d interrupted attempts",
+						bi->id, bi->attempts)));
+		return false;
+	}
+	ApExec(sql, 3, types, values, NULL, 0);
+	return true;
+}
+
+/*
+ * Take the next batch among the first few takeable ones of the given tenants
+ * (all when all_tenants): the oldest queued, or one whose processing backend
+ * is gone (or is this one, after an error).  Marks it processing by this
+ * backend.  Returns its id, or NULL.
+ */
+static char *
+TakeNextAmong(bool all_tenants, Datum tenants)
+{
+	static const char *sql =
+		"SELECT " BATCH_COLUMNS " FROM approvals.batches "
+		"WHERE (status = 'queued' OR (status = 'processing' AND "
+		"  (worker_pid = pg_catalog.pg_backend_pid() OR " AP_BATCH_ORPHANED "))) "
+		"AND ($1 OR tenant IS NULL OR tenant = ANY ($2)) "
+		"ORDER BY queued_at NULLS LAST, id LIMIT 10 FOR UPDATE SKIP LOCKED";
+	Oid			types[2] = {BOOLOID, TEXTARRAYOID};
+	Datum		values[2] = {BoolGetDatum(all_tenants), tenants};
+	int			n;
+	BatchInfo  *candidates;
+
+	n = ApExec(sql, 2, types, values, NULL, 10);
+	candidates = palloc(sizeof(BatchInfo) * Max(n, 1));
+	for (int i = 0; i < n; i++)
+		ApBatchFromRow(&candidates[i], i);
+	for (int i = 0; i < n; i++)
+	{
+		/*
+		 * Someone queued on the batch (a cancel, say) goes first: take the
+		 * queue lock only if it is free, in the order every step uses.
+		 */
+		if (!BatchQueueLockConditional(candidates[i].id))
+			continue;
+		if (ApBatchTakeOver(&candidates[i]))
+			return candidates[i].id;
+	}
+	return NULL;
+}
+
+/*
+ * Take the next batch to process among the tenants the caller may act on
+ * (all of them for the worker: caller NULL), in its own SPI connection.
+ * Returns its id (allocated in the caller's memory context), or NULL.
+ */
+char *
+ApBatchTakeNextInner(const ApprovalsCaller *caller)
+{
+	char	   *id;
+	char	   *result = NULL;
+	bool		all_tenants = (caller == NULL || caller->sees_all);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	id = TakeNextAmong(all_tenants,
+					   all_tenants ? ApCStringArrayDatum(NULL, 0)
+					   : ApVisibleTenants(caller->roleid));
+	if (id)
+	{
+		result = SPI_palloc(strlen(id) + 1);
+		strcpy(result, id);
+		CountTake();
+	}
+	SPI_finish();
+	return result;
+}
+
+/*
+ * Hand a batch this backend is processing back to the queue (no owner, still
+ * processing): after a chunk that failed for good, so that the worker or a
+ * run_queued resumes it (and counts an attempt toward quarantine) instead of
+ * it staying owned for as long as this backend lives.
+ */
+void
+ApBatchHandBack(const char *batch_id)
+{
+	static const char *sql =
+		"UPDATE approvals.batches SET worker_pid = NULL, worker_started = NULL "
+		"WHERE id = $1 AND status = 'processing' AND worker_pid = pg_catalog.pg_backend_pid()";
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(batch_id)};
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ApExec(sql, 1, types, values, NULL, 0);
+	SPI_finish();
+}
+
+/* How many batches could be taken now: queued, or processing by a backend that is gone. */
+int
+ApBatchCountTakeable(void)
+{
+	static const char *sql =
+		"SELECT pg_catalog.count(*)::integer FROM approvals.batches "
+		"WHERE status = 'queued' OR (status = 'processing' AND " AP_BATCH_ORPHANED ")";
+	bool		isnull;
+	int			n;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	ApExec(sql, 0, NULL, NULL, NULL, 1);
+	n = DatumGetInt32(ApGetDatum(0, 1, &isnull));
+	SPI_finish();
+	return n;
+}
+
+/* ------------------------------------------------------------------------
+ * Waking the launcher
+ *
+ * A transaction that queues a batch sets the launcher's latch when it
+ * commits, so a batch starts within milliseconds; approvals.naptime polling
+ * is only the fallback.  The launcher also watches how many batches were
+ * taken, to back off when the workers it starts find nothing.
+ * ------------------------------------------------------------------------ */
+
+/* What the launcher and the queue share (only with the preload). */
+typedef struct QueueShared
+{
+	slock_t		mutex;
+	Latch	   *launcher_latch;
+	bool		queue_changed;	/* a transaction that queued a batch committed */
+	uint64		takes;			/* batches taken */
+} QueueShared;
+
+static QueueShared *queue_shared = NULL;
+
+/* Set by ApQueueWake; acted on when the transaction commits. */
+static bool wake_at_commit = false;
+
+/* Reserve the shared memory (shmem_request_hook). */
+void
+ApQueueShmemRequest(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(QueueShared)));
+}
+
+/* Attach to (or create) the shared memory (shmem_startup_hook). */
+void
+ApQueueShmemInit(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	queue_shared = ShmemInitStruct("approvals queue", sizeof(QueueShared), &found);
+	if (!found)
+	{
+		memset(queue_shared, 0, sizeof(QueueShared));
+		SpinLockInit(&queue_shared->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* At commit, wake the launcher if this transaction queued a batch. */
+static void
+QueueXactCallback(XactEvent event, void *arg pg_attribute_unused())
+{
+	Latch	   *latch;
+
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		wake_at_commit = false;
+		return;
+	}
+	if (event != XACT_EVENT_COMMIT || !wake_at_commit)
+		return;
+	wake_at_commit = false;
+	if (queue_shared == NULL)
+		return;
+	SpinLockAcquire(&queue_shared->mutex);
+	latch = queue_shared->launcher_latch;
+	queue_shared->queue_changed = true;
+	SpinLockRelease(&queue_shared->mutex);
+	if (latch)
+		SetLatch(latch);
+}
+
+/* Called once from _PG_init. */
+void
+ApQueueInit(void)
+{
+	RegisterXactCallback(QueueXactCallback, NULL);
+}
+
+/* Ask for the launcher to look at the queue once this transaction commits. */
+void
+ApQueueWake(void)
+{
+	wake_at_commit = true;
+}
+
+/* The launcher publishes its latch (NULL when it exits). */
+void
+ApQueueSetLauncher(Latch *latch)
+{
+	SpinLockAcquire(&queue_shared->mutex);
+	queue_shared->launcher_latch = latch;
+	SpinLockRelease(&queue_shared->mutex);
+}
+
+/* Did a transaction queue a batch since the last call?  (Launcher only.) */
+bool
+ApQueueChanged(void)
+{
+	bool		changed;
+
+	SpinLockAcquire(&queue_shared->mutex);
+	changed = queue_shared->queue_changed;
+	queue_shared->queue_changed = false;
+	SpinLockRelease(&queue_shared->mutex);
+	return changed;
+}
+
+/* How many batches were taken since the server started. */
+uint64
+ApQueueTakes(void)
+{
+	uint64		takes;
+
+	SpinLockAcquire(&queue_shared->mutex);
+	takes = queue_shared->takes;
+	SpinLockRelease(&queue_shared->mutex);
+	return takes;
+}
+
+/* Count a batch taken (by anyone): the launcher stops backing off. */
+static void
+CountTake(void)
+{
+	if (queue_shared == NULL)
+		return;
+	SpinLockAcquire(&queue_shared->mutex);
+	queue_shared->takes++;
+	SpinLockRelease(&queue_shared->mutex);
+}

@@ -1,0 +1,253 @@
+/*
+ * batch_revert.c
+ *		Revert what a batch decided (cancel_batch of a processing batch, and the
+ *		rollback of a batch over its failure threshold): the decided items a
+ *		chunk at a time, each chunk in its own SPI connection so memory stays
+ *		flat; claims go back to pending (or are cancelled when a newer claim of
+ *		their resource is pending), items become reverted, counters are fixed.
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "batch.h"
+
+typedef struct RevertState
+{
+	const BatchInfo *bi;
+	char	  **ids;
+	int		   *positions;
+	char	  **errors;			/* per item: NULL, or why its revert failed */
+	const char *actor;
+	const char *comment;
+} RevertState;
+
+/* Put a group of claims the batch decided back to pending (set-based). */
+static void
+RevertApplyGroup(void *state, int lo, int hi)
+{
+	static const char *sql =
+		"WITH c AS ("
+		"  UPDATE approvals.claims c SET (status, decided_at) = ("
+		"    SELECT CASE WHEN g.give_way THEN 'cancelled' ELSE 'pending' END, "
+		"           CASE WHEN g.give_way THEN now() END "
+		"    FROM (SELECT "
+		/*
+		 * Must the claim give way?  Its resource has another pending claim
+		 * (submitted since), or a newer claim of the same resource is
+		 * reverted in this same group (only one claim of a resource may be
+		 * pending): then it is cancelled instead of going back to pending.
+		 */
+		"      EXISTS (SELECT 1 FROM approvals.claims p "
+		"              WHERE p.resource_type = c.resource_type AND p.resource_id = c.resource_id "
+		"              AND p.status = 'pending' AND p.tenant IS NOT DISTINCT FROM c.tenant) "
+		"      OR EXISTS (SELECT 1 FROM approvals.claims q "
+		"              WHERE q.resource_type = c.resource_type AND q.resource_id = c.resource_id "
+		"              AND q.tenant IS NOT DISTINCT FROM c.tenant AND q.id = ANY ($1) "
+		"              AND q.batch_id = $2 AND q.status = $3 "
+		"              AND (q.created_at, q.id) > (c.created_at, c.id)) AS give_way) g), "
+		"    reviewer = NULL, assignee = c.approvers[c.route_position], updated_at = now() "
+		"  WHERE c.id = ANY ($1) AND c.batch_id = $2 AND c.status = $3 "
+		"  RETURNING c.id, c.tenant, c.snapshot_hash, c.resource_type, c.status), "
+		"e AS ("
+		"  INSERT INTO approvals.events (claim_id, batch_id, tenant, actor, action, "
+		"    from_status, to_status, comment, snapshot_hash) "
+		"  SELECT id, $2, tenant, $4, 'reverted', $3, status, $5, snapshot_hash FROM c "
+		"  RETURNING claim_id, id) "
+		"SELECT e.claim_id, e.id, h.handler::oid, h.search_path "
+		"FROM e JOIN c ON c.id = e.claim_id "
+		"JOIN approvals.handlers h ON h.resource_type = c.resource_type";
+	RevertState *rs = (RevertState *) state;
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, rs->comment == NULL};
+
+	values[0] = CStringGetTextDatum(rs->bi->id);
+	values[1] = CStringGetTextDatum(rs->bi->decision);
+	values[2] = CStringGetTextDatum(rs->actor);
+	values[3] = rs->comment ? CStringGetTextDatum(rs->comment) : (Datum) 0;
+	ApApplyStatement(sql, TEXTARRAYOID, ApCStringArrayDatum(rs->ids + lo, hi - lo),
+				   4, types, values, nulls);
+}
+
+/* A claim whose handler refused the revert stays decided; say why. */
+static void
+RevertApplyFailed(void *state, int idx, const char *message)
+{
+	RevertState *rs = (RevertState *) state;
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "Revert failed: %s", message);
+	rs->errors[idx] = buf.data;
+}
+
+/*
+ * Revert one page of the batch's decided items (positions after "after"):
+ * their claims locked in id order, the items marked reverted, the counters
+ * fixed.  Sets *last to the page's last position and *more when the page was
+ * full.  Returns how many claims were reverted.
+ */
+static int
+BatchRevertPage(const BatchInfo *bi, const char *actor, const char *comment,
+				int after, int *last, bool *more)
+{
+	static const char *items_select_sql =
+		"SELECT position, claim_id FROM approvals.batch_items "
+		"WHERE batch_id = $1 AND decision = $2 AND position > $4 "
+		"ORDER BY position LIMIT $5";
+	static const char *select_sql =
+		"SELECT c.id, "
+		"EXISTS (SELECT 1 FROM approvals.handlers h WHERE h.resource_type = c.resource_type) "
+		"FROM approvals.claims c WHERE c.id = ANY ($3) AND c.batch_id = $1 AND c.status = $2 "
+		"ORDER BY c.id FOR UPDATE";
+	static const char *items_sql =
+		"UPDATE approvals.batch_items i SET "
+		"decision = CASE WHEN u.error IS NULL THEN 'reverted' ELSE i.decision END, "
+		"error = u.error "
+		"FROM ROWS FROM (pg_catalog.unnest($2::integer[]), pg_catalog.unnest($3::text[])) "
+		"  AS u(position, error) "
+		"WHERE i.batch_id = $1 AND i.position = u.position";
+	static const char *counters_sql =
+		"UPDATE approvals.batches SET "
+		"approved_count = approved_count - CASE WHEN action = 'approve' THEN $2 ELSE 0 END, "
+		"rejected_count = rejected_count - CASE WHEN action = 'reject' THEN $2 ELSE 0 END, "
+		"reverted_count = reverted_count + $2, "
+		"approved_amount = approved_amount - CASE WHEN action = 'approve' THEN "
+		"  coalesce((SELECT pg_catalog.sum(amount) FROM approvals.claims WHERE id = ANY ($3)), 0) "
+		"  ELSE 0 END, "
+		"updated_at = now() WHERE id = $1";
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID};
+	Datum		values[5];
+	bool		nulls[5] = {false, false, true, false, false};
+	RevertState rs;
+	int			n;
+	int			n_items;
+	char	  **item_ids;
+	HTAB	   *index;
+	bool		guarded = false;
+	int			reverted = 0;
+	Datum	   *pos;
+	char	  **done_ids;
+
+	/*
+	 * The items the batch decided, then their claims, locked in id order:
+	 * two single-table statements, so that no join order can go quadratic.
+	 */
+	values[0] = CStringGetTextDatum(bi->id);
+	values[1] = CStringGetTextDatum(bi->decision);
+	values[3] = Int32GetDatum(after);
+	values[4] = Int32GetDatum(ap_chunk_size);
+	n_items = ApExec(items_select_sql, 5, types, values, nulls, 0);
+	*more = (n_items == ap_chunk_size);
+	if (n_items == 0)
+		return 0;
+	{
+		bool		isnull;
+
+		*last = DatumGetInt32(ApGetDatum(n_items - 1, 1, &isnull));
+	}
+	index = ApStringHashCreate("approvals revert ids", n_items, sizeof(IdIndexEntry),
+							   CurrentMemoryContext);
+	item_ids = palloc(sizeof(char *) * n_items);
+	for (int i = 0; i < n_items; i++)
+	{
+		bool		isnull;
+		IdIndexEntry *e;
+
+		item_ids[i] = ApGetCString(i, 2);
+		e = ApStringHashSearch(index, item_ids[i], HASH_ENTER, NULL);
+		e->item = DatumGetInt32(ApGetDatum(i, 1, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+	values[2] = ApCStringArrayDatum(item_ids, n_items);
+	n = ApExec(select_sql, 3, types, values, NULL, 0);
+	if (n == 0)
+	{
+		hash_destroy(index);
+		return 0;
+	}
+
+	memset(&rs, 0, sizeof(rs));
+	rs.bi = bi;
+	rs.actor = actor;
+	rs.comment = comment;
+	rs.ids = palloc(sizeof(char *) * n);
+	rs.positions = palloc(sizeof(int) * n);
+	rs.errors = palloc0(sizeof(char *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		rs.ids[i] = ApGetCString(i, 1);
+		rs.positions[i] = ((IdIndexEntry *) ApStringHashSearch(index, rs.ids[i], HASH_FIND,
+														NULL))->item;
+		if (DatumGetBool(ApGetDatum(i, 2, &isnull)))
+			guarded = true;
+	}
+	SPI_freetuptable(SPI_tuptable);
+	hash_destroy(index);
+
+	ApApplyGroups(RevertApplyGroup, RevertApplyFailed, &rs, 0, n, guarded, bi->auto_retry);
+
+	pos = palloc(sizeof(Datum) * n);
+	done_ids = palloc(sizeof(char *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		pos[i] = Int32GetDatum(rs.positions[i]);
+		if (rs.errors[i] == NULL)
+			done_ids[reverted++] = rs.ids[i];
+	}
+	{
+		Oid			itypes[3] = {TEXTOID, INT4ARRAYOID, TEXTARRAYOID};
+		Datum		ivalues[3];
+		Oid			ctypes[3] = {TEXTOID, INT4OID, TEXTARRAYOID};
+		Datum		cvalues[3];
+
+		ivalues[0] = values[0];
+		ivalues[1] = PointerGetDatum(construct_array(pos, n, INT4OID, sizeof(int32),
+													 true, TYPALIGN_INT));
+		ivalues[2] = ApCStringArrayDatum(rs.errors, n);
+		ApExec(items_sql, 3, itypes, ivalues, NULL, 0);
+
+		cvalues[0] = values[0];
+		cvalues[1] = Int32GetDatum(reverted);
+		cvalues[2] = ApCStringArrayDatum(done_ids, reverted);
+		ApExec(counters_sql, 3, ctypes, cvalues, NULL, 0);
+	}
+	return reverted;
+}
+
+/*
+ * Revert every claim the batch decided, one page of approvals.chunk_size
+ * items at a time (each page in its own SPI connection, so memory stays flat
+ * for any batch size): claims locked in id order within a page, their items
+ * marked reverted and the counters fixed.  Returns how many were reverted.
+ */
+int
+ApBatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
+{
+	int			total = 0;
+	int			after = 0;
+	bool		more = true;
+
+	while (more)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		total += BatchRevertPage(bi, actor, comment, after, &after, &more);
+		SPI_finish();
+	}
+	return total;
+}

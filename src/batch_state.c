@@ -1,0 +1,190 @@
+/*
+ * batch_state.c
+ *		The batch row: load it (locked or not), check that the caller may see
+ *		and change it, return it as a value, and finish it (a terminal status,
+ *		with a NOTIFY).
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+
+#include "batch.h"
+
+void
+ApBatchFromRow(BatchInfo *bi, int row)
+{
+	bool		isnull;
+	Datum		d;
+
+	bi->id = ApGetCString(row, 1);
+	bi->tenant = ApGetCString(row, 2);
+	bi->coordinator = ApGetCString(row, 3);
+	bi->comment = ApGetCString(row, 4);
+	bi->action = ApGetCString(row, 5);
+	bi->decision = strcmp(bi->action, "approve") == 0 ? "approved" : "rejected";
+	bi->status = ApGetCString(row, 6);
+	bi->total_claims = DatumGetInt32(ApGetDatum(row, 7, &isnull));
+	bi->failed_count = DatumGetInt32(ApGetDatum(row, 8, &isnull));
+	d = ApGetDatum(row, 9, &isnull);
+	bi->has_max_failures = !isnull;
+	bi->max_failures = isnull ? 0 : DatumGetInt32(d);
+	d = ApGetDatum(row, 10, &isnull);
+	bi->has_max_ratio = !isnull;
+	bi->max_ratio = isnull ? 0 : DatumGetFloat4(d);
+	bi->rollback = strcmp(ApGetCString(row, 11), "rollback") == 0;
+	bi->auto_retry = DatumGetBool(ApGetDatum(row, 12, &isnull));
+	bi->next_position = DatumGetInt32(ApGetDatum(row, 13, &isnull));
+	bi->attempts = DatumGetInt32(ApGetDatum(row, 14, &isnull));
+	bi->worker_pid = DatumGetInt32(ApGetDatum(row, 15, &isnull));
+	bi->created_by = DatumGetObjectId(ApGetDatum(row, 16, &isnull));
+}
+
+/* Load (and with lock, lock) a batch; false when it does not exist. */
+bool
+ApBatchLoad(const char *batch_id, bool lock, BatchInfo *bi)
+{
+	static const char *sql_lock =
+		"SELECT " BATCH_COLUMNS " FROM approvals.batches WHERE id = $1 FOR UPDATE";
+	static const char *sql_plain =
+		"SELECT " BATCH_COLUMNS " FROM approvals.batches WHERE id = $1";
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(batch_id)};
+
+	if (lock)
+		ApBatchQueueLock(batch_id);
+	if (ApExec(lock ? sql_lock : sql_plain, 1, types, values, NULL, 1) == 0)
+		return false;
+	ApBatchFromRow(bi, 0);
+	return true;
+}
+
+/* Load a batch the caller may see, or raise P0002 / 42501. */
+void
+ApBatchLoadVisible(const ApprovalsCaller *caller, const char *batch_id, bool lock,
+				 BatchInfo *bi, const char *what)
+{
+	if (!ApBatchLoad(batch_id, lock, bi))
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("batch \"%s\" does not exist", batch_id)));
+	ApRequireTenant(caller, bi->tenant, what);
+}
+
+/*
+ * 42501 unless the caller may change the batch: the role that created it (or
+ * a member of that role), approvals_platform or approvals_admin.  Processing
+ * acts as the batch's coordinator, so letting any coordinator amend or run
+ * another's batch would let them decide claims in someone else's name.
+ */
+static void
+BatchRequireOwner(const ApprovalsCaller *caller, const BatchInfo *bi, const char *what)
+{
+	if (caller->sees_all || ApRoleHasPrivsOf(caller->roleid, bi->created_by))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to %s batch \"%s\"", what, bi->id),
+			 errdetail("The batch belongs to coordinator \"%s\".", bi->coordinator),
+			 errhint("Only the role that created a batch, approvals_platform or approvals_admin may change it.")));
+}
+
+/*
+ * Begin a batch function's work: SPI and the owner's identity (ApBegin), the
+ * batch loaded (and locked when lock) if the caller may see it, and, unless
+ * owner_what is NULL, a check that the caller may change it.
+ */
+void
+ApBatchOpen(ApprovalsCall *call, const char *batch_id, bool lock, BatchInfo *bi,
+		  const char *what, const char *owner_what)
+{
+	ApBegin(call);
+	ApBatchLoadVisible(&call->caller, batch_id, lock, bi, what);
+	if (owner_what)
+		BatchRequireOwner(&call->caller, bi, owner_what);
+}
+
+/* The batch row as a composite Datum in the caller's memory context. */
+Datum
+ApBatchRowDatum(const char *batch_id)
+{
+	static const char *sql = "SELECT b FROM approvals.batches b WHERE id = $1";
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(batch_id)};
+	bool		isnull;
+
+	if (ApExec(sql, 1, types, values, NULL, 1) != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("batch \"%s\" does not exist", batch_id)));
+	return SPI_datumTransfer(ApGetDatum(0, 1, &isnull), false, -1);
+}
+
+/* 55000 naming the batch, its status and what was attempted. */
+void
+ApBatchReportState(const BatchInfo *bi, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("batch \"%s\" is %s; cannot %s it", bi->id, bi->status, what)));
+}
+
+/* NOTIFY approvals about a batch that completed, failed or was cancelled. */
+static void
+NotifyBatch(const char *batch_id)
+{
+	static const char *sql =
+		"SELECT status, total_claims, processed_count, approved_count, rejected_count, "
+		"failed_count, reverted_count FROM approvals.batches WHERE id = $1";
+	static const char *const counters[] = {"total_claims", "processed_count",
+		"approved_count", "rejected_count", "failed_count", "reverted_count"};
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(batch_id)};
+	StringInfoData buf;
+
+	if (ApExec(sql, 1, types, values, NULL, 1) != 1)
+		return;
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	ApJsonAppendPair(&buf, "batch_id", batch_id);
+	ApJsonAppendPair(&buf, "status", ApGetCString(0, 1));
+	for (int i = 0; i < 6; i++)
+	{
+		appendStringInfoChar(&buf, ',');
+		escape_json(&buf, counters[i]);
+		appendStringInfo(&buf, ":%s", ApGetCString(0, i + 2));
+	}
+	appendStringInfoChar(&buf, '}');
+	ApNotify(buf.data);
+}
+
+/* Put a batch into a terminal status (with an error text, or NULL). */
+void
+ApBatchFinish(const char *batch_id, const char *status, const char *error)
+{
+	static const char *sql =
+		"UPDATE approvals.batches SET status = $2, error = coalesce($3, error), "
+		"worker_pid = NULL, worker_started = NULL, updated_at = now(), "
+		"completed_at = CASE WHEN $2 <> 'cancelled' THEN now() END, "
+		"cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() END WHERE id = $1";
+	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	bool		nulls[3] = {false, false, error == NULL};
+
+	values[0] = CStringGetTextDatum(batch_id);
+	values[1] = CStringGetTextDatum(status);
+	values[2] = error ? CStringGetTextDatum(error) : (Datum) 0;
+	ApExec(sql, 3, types, values, nulls, 0);
+	NotifyBatch(batch_id);
+}

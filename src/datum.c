@@ -1,0 +1,169 @@
+/*
+ * datum.c
+ *		Values between C and SQL: text[] to and from C strings, hash tables keyed
+ *		by strings of any length, new ids, and the fingerprint of a call's
+ *		arguments that an idempotency key remembers.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+
+#include "approvals.h"
+
+/*
+ * Hash tables keyed by C strings of any length (a claim id of 64 multibyte
+ * characters is up to 256 bytes): the key is a char pointer, hashed and
+ * compared by the string it points to.  The strings must outlive the table.
+ */
+static uint32
+StringKeyHash(const void *key, Size keysize pg_attribute_unused())
+{
+	const char *s = *(const char *const *) key;
+
+	return hash_bytes((const unsigned char *) s, (int) strlen(s));
+}
+
+static int
+StringKeyCompare(const void *a, const void *b, Size keysize pg_attribute_unused())
+{
+	return strcmp(*(const char *const *) a, *(const char *const *) b);
+}
+
+/* A hash table in cxt whose entries (entrysize bytes) start with a char * key. */
+HTAB *
+ApStringHashCreate(const char *name, long nelem, Size entrysize, MemoryContext cxt)
+{
+	HASHCTL		ctl;
+
+	Assert(entrysize >= sizeof(char *));
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = entrysize;
+	ctl.hash = StringKeyHash;
+	ctl.match = StringKeyCompare;
+	ctl.hcxt = cxt;
+	return hash_create(name, Max(nelem, 1), &ctl,
+					   HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+}
+
+/* Look up (action HASH_FIND) or add (HASH_ENTER) the entry of string key. */
+void *
+ApStringHashSearch(HTAB *table, const char *key, HASHACTION action, bool *found)
+{
+	return hash_search(table, &key, action, found);
+}
+
+/* prefix + 16 lowercase hex characters of strong randomness. */
+char *
+ApNewId(const char *prefix)
+{
+	uint8		bytes[8];
+	StringInfoData buf;
+
+	if (!pg_strong_random(bytes, sizeof(bytes)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random id")));
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, prefix);
+	for (int i = 0; i < (int) sizeof(bytes); i++)
+		appendStringInfo(&buf, "%02x", bytes[i]);
+	return buf.data;
+}
+
+/* A text[] Datum from C strings (NULL items become NULL elements). */
+Datum
+ApCStringArrayDatum(char **items, int n)
+{
+	Datum	   *elems = palloc0(sizeof(Datum) * Max(n, 1));
+	bool	   *nulls = palloc0(sizeof(bool) * Max(n, 1));
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	for (int i = 0; i < n; i++)
+	{
+		nulls[i] = (items[i] == NULL);
+		if (items[i])
+			elems[i] = CStringGetTextDatum(items[i]);
+	}
+	if (n == 0)
+		return PointerGetDatum(construct_empty_array(TEXTOID));
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* A text[] Datum as C strings (NULL elements stay NULL). */
+char **
+ApTextArrayToCStrings(Datum array, int *n)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(array);
+	Datum	   *elems;
+	bool	   *nulls;
+	char	  **out;
+
+	if (ARR_NDIM(arr) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("expected a one-dimensional array")));
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, n);
+	out = palloc0(sizeof(char *) * Max(*n, 1));
+	for (int i = 0; i < *n; i++)
+		out[i] = nulls[i] ? NULL : TextDatumGetCString(elems[i]);
+	return out;
+}
+
+/*
+ * Every argument of the current call except skip_argno, printed by its type's
+ * output function: the fingerprint an idempotency key remembers.  Printed
+ * with fixed TimeZone, DateStyle, IntervalStyle and extra_float_digits, so a
+ * retry from a session with other settings has the same fingerprint.
+ */
+Datum
+ApTextArrayFromArgs(FunctionCallInfo fcinfo, int skip_argno)
+{
+	int			nargs = PG_NARGS();
+	char	  **items = palloc0(sizeof(char *) * nargs);
+	int			n = 0;
+	Oid		   *argtypes;
+	int			nproc;
+
+	int			guc_nest;
+	static const char *const canonical[][2] = {
+		{"TimeZone", "UTC"}, {"DateStyle", "ISO, YMD"},
+		{"IntervalStyle", "postgres"}, {"extra_float_digits", "1"}};
+
+	get_func_signature(fcinfo->flinfo->fn_oid, &argtypes, &nproc);
+	if (nproc != nargs)
+		elog(ERROR, "argument count mismatch for function %u", fcinfo->flinfo->fn_oid);
+	guc_nest = NewGUCNestLevel();
+	for (int i = 0; i < (int) lengthof(canonical); i++)
+		(void) set_config_option(canonical[i][0], canonical[i][1], PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
+	for (int i = 0; i < nargs; i++)
+	{
+		Oid			typid;
+		Oid			outfunc;
+		bool		varlena;
+
+		if (i == skip_argno)
+			continue;
+		if (PG_ARGISNULL(i))
+		{
+			items[n++] = NULL;
+			continue;
+		}
+		typid = argtypes[i];
+		getTypeOutputInfo(typid, &outfunc, &varlena);
+		items[n++] = OidOutputFunctionCall(outfunc, PG_GETARG_DATUM(i));
+	}
+	AtEOXact_GUC(true, guc_nest);
+	return ApCStringArrayDatum(items, n);
+}

@@ -1,0 +1,166 @@
+/*
+ * spi.c
+ *		Our statements: each prepared once per backend (a saved plan keyed by its
+ *		text) and executed with its parameters; results read back by column, or
+ *		streamed into a tuplestore a page at a time.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "approvals.h"
+
+typedef struct PlanEntry
+{
+	const char *sql;			/* hash key: the statement's text (a copy) */
+	SPIPlanPtr	plan;
+	int			nargs;
+	Oid			argtypes[FUNC_MAX_ARGS];
+} PlanEntry;
+
+static HTAB *plan_cache = NULL;
+
+/*
+ * The saved plan of a parameterised statement, prepared once per backend and
+ * keyed by the statement's text, so two call sites sharing a text share a
+ * plan and no two texts can ever share one.
+ */
+static SPIPlanPtr
+ApPlan(const char *sql, int nargs, const Oid *argtypes)
+{
+	PlanEntry  *entry;
+	bool		found;
+
+	if (nargs < 0 || nargs > FUNC_MAX_ARGS)
+		elog(ERROR, "statement with %d parameters", nargs);
+	if (plan_cache == NULL)
+		plan_cache = ApStringHashCreate("approvals plans", 64, sizeof(PlanEntry),
+										TopMemoryContext);
+
+	entry = ApStringHashSearch(plan_cache, sql, HASH_FIND, NULL);
+	if (entry != NULL)
+	{
+		if (entry->nargs != nargs ||
+			(nargs > 0 && memcmp(entry->argtypes, argtypes, sizeof(Oid) * nargs) != 0))
+			elog(ERROR, "statement prepared with other parameter types: \"%s\"", sql);
+		return entry->plan;
+	}
+
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
+		char	   *key;
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		/* only a fully prepared plan enters the cache (an error above adds nothing) */
+		key = MemoryContextStrdup(TopMemoryContext, sql);
+		entry = ApStringHashSearch(plan_cache, key, HASH_ENTER, &found);
+		Assert(!found);
+		entry->sql = key;
+		entry->plan = plan;
+		entry->nargs = nargs;
+		if (nargs > 0)
+			memcpy(entry->argtypes, argtypes, sizeof(Oid) * nargs);
+		return plan;
+	}
+}
+
+/* SPI's nulls string of a statement's arguments. */
+static void
+ApNullsString(int nargs, const bool *isnull, char *nulls)
+{
+	for (int i = 0; i < nargs; i++)
+		nulls[i] = (isnull && isnull[i]) ? 'n' : ' ';
+	nulls[nargs] = '\0';
+}
+
+/*
+ * Execute a parameterised statement through its saved plan (ApPlan).
+ * Returns the number of rows processed; results are in SPI_tuptable.
+ */
+int
+ApExec(const char *sql, int nargs, const Oid *argtypes,
+	   const Datum *values, const bool *isnull, long tcount)
+{
+	SPIPlanPtr	plan = ApPlan(sql, nargs, argtypes);
+	char		nulls[FUNC_MAX_ARGS + 1];
+	int			rc;
+	MemoryContext caller_cxt;
+
+	ApNullsString(nargs, isnull, nulls);
+	caller_cxt = CurrentMemoryContext;
+	rc = SPI_execute_plan(plan, (Datum *) values, nulls, false, tcount);
+	MemoryContextSwitchTo(caller_cxt);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan failed (%s) for \"%s\"",
+			 SPI_result_code_string(rc), sql);
+	return (int) SPI_processed;
+}
+
+/*
+ * Stream the rows of a read-only statement into a tuplestore, a page at a
+ * time through a cursor, so that a result of a million rows is never held
+ * twice (once by SPI, once by the tuplestore).  Columns are copied in order;
+ * the statement's columns must match desc.
+ */
+void
+ApExecIntoTuplestore(const char *sql, int nargs, const Oid *argtypes,
+					 const Datum *values, const bool *isnull,
+					 Tuplestorestate *store, TupleDesc desc)
+{
+	SPIPlanPtr	plan = ApPlan(sql, nargs, argtypes);
+	char		nulls[FUNC_MAX_ARGS + 1];
+	Portal		portal;
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	Datum	   *cols = palloc(sizeof(Datum) * desc->natts);
+	bool	   *colnulls = palloc(sizeof(bool) * desc->natts);
+
+	ApNullsString(nargs, isnull, nulls);
+	portal = SPI_cursor_open(NULL, plan, (Datum *) values, nulls, false);
+	MemoryContextSwitchTo(caller_cxt);
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, 1000);
+		MemoryContextSwitchTo(caller_cxt);
+		if (SPI_processed == 0)
+			break;
+		if (SPI_tuptable->tupdesc->natts != desc->natts)
+			elog(ERROR, "statement returns %d columns, expected %d",
+				 SPI_tuptable->tupdesc->natts, desc->natts);
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			for (int c = 0; c < desc->natts; c++)
+				cols[c] = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc,
+										c + 1, &colnulls[c]);
+			tuplestore_putvalues(store, desc, cols, colnulls);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	SPI_cursor_close(portal);
+	pfree(cols);
+	pfree(colnulls);
+}
+
+/* Column col (1-based) of result row row. */
+Datum
+ApGetDatum(int row, int col, bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, isnull);
+}
+
+/* Column col of result row row as a C string (NULL when SQL NULL). */
+char *
+ApGetCString(int row, int col)
+{
+	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+}
