@@ -15,7 +15,7 @@
  *		notify.c		NOTIFY approvals
  *		audit.c			the append-only audit log
  *		handler.c		set_handler, invoking handlers, groups of items
- *		policy.c		set_policy and the policy of a claim
+ *		policy.c		set_policy, the policy of a claim, the rules of a route
  *		claim.c			submit, decide, cancel_claim, the claim state machine
  *		expire.c		expire_due
  *		worker.c		the launcher and batch workers (plumbing only)
@@ -153,11 +153,21 @@ extern void ApSleep(long ms);
 extern ErrorData *ApTryInSubxact(void (*work) (void *arg), void *arg, bool keep,
 								 bool catch_cancel, MemoryContext errcxt);
 
-/* spi.c: statements */
-extern int	ApExec(const char *sql, int nargs, const Oid *argtypes,
-				   const Datum *values, const bool *isnull, long tcount);
-extern void ApExecIntoTuplestore(const char *sql, int nargs, const Oid *argtypes,
-								 const Datum *values, const bool *isnull,
+/*
+ * spi.c: statements.  Each is defined once, where it is used, as a static
+ * ApStmt: its text and its parameter types; a statement that returns more
+ * than one column names them in an enum beside it.
+ */
+#define AP_STMT_MAX_ARGS	24
+typedef struct ApStmt
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[AP_STMT_MAX_ARGS];
+} ApStmt;
+
+extern int	ApExec(const ApStmt *stmt, const Datum *values, const bool *isnull, long tcount);
+extern void ApExecIntoTuplestore(const ApStmt *stmt, const Datum *values, const bool *isnull,
 								 Tuplestorestate *store, TupleDesc desc);
 extern Datum ApGetDatum(int row, int col, bool *isnull);
 extern char *ApGetCString(int row, int col);
@@ -188,9 +198,7 @@ typedef void (*ApGroupFailFn) (void *state, int idx, const char *message);
 extern void ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id);
 extern void ApInvokeHandler(Oid handler, const char *path, const char *claim_id,
 							int64 event_id);
-extern void ApApplyStatement(const char *sql, Oid array_type, Datum array, int nextra,
-							 const Oid *extra_types, const Datum *extra_values,
-							 const bool *extra_nulls);
+extern void ApApplyStatement(const ApStmt *stmt, const Datum *values, const bool *nulls);
 extern void ApApplyGroups(ApGroupApplyFn apply, ApGroupFailFn fail, void *state,
 						  int lo, int hi, bool guarded, bool auto_retry);
 
@@ -213,6 +221,8 @@ typedef struct PolicyMatch
 extern void ApPolicyLookup(const char *tenant, const char *resource_type, const char *kind,
 						   PolicyMatch *pm);
 extern const char *ApExpiresInProblem(Datum expires_in);
+extern void ApCheckApprovers(char **approvers, int n);
+extern void ApCheckRequiredApprovals(int required, bool has_route, int n_approvers);
 
 /* claim.c: the claim state machine (shared with expire.c) */
 /* The decision-relevant state of one claim, loaded under a row lock. */
@@ -249,8 +259,6 @@ extern bool ApClaimAdvanceRoute(ClaimState *st);
 extern void ApReportNoClaim(const char *claim_id);
 extern char *ApIdempotencyLookup(const char *scope, const char *requester, const char *key,
 								 Datum request, const char *object_id);
-extern void ApCheckApprovers(char **approvers, int n);
-extern void ApCheckRequiredApprovals(int required, bool has_route, int n_approvers);
 
 /* worker.c */
 extern void ApWorkerRegister(void);

@@ -63,11 +63,18 @@ typedef struct BatchInfo
 	Oid			created_by;		/* the role that created it (its owner) */
 } BatchInfo;
 
-/* The columns ApBatchFromRow reads, in its order */
+/* The columns ApBatchFromRow reads, named in BatchColumn */
 #define BATCH_COLUMNS \
 	"id, tenant, coordinator, comment, action, status, total_claims, failed_count, " \
 	"max_failures, max_failure_ratio, on_threshold, auto_retry, next_position, attempts, " \
 	"coalesce(worker_pid, 0), created_by"
+enum BatchColumn
+{
+	BC_ID = 1, BC_TENANT, BC_COORDINATOR, BC_COMMENT, BC_ACTION, BC_STATUS,
+	BC_TOTAL_CLAIMS, BC_FAILED_COUNT, BC_MAX_FAILURES, BC_MAX_FAILURE_RATIO,
+	BC_ON_THRESHOLD, BC_AUTO_RETRY, BC_NEXT_POSITION, BC_ATTEMPTS, BC_WORKER_PID,
+	BC_CREATED_BY
+};
 
 /* An entry of a claim-id index (ApStringHashCreate): claim id -> item (or position) */
 typedef struct IdIndexEntry

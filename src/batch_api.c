@@ -96,14 +96,15 @@ CheckClaimIds(const char *argname, char **ids, int n, int already, bool allow_em
 static void
 InsertItems(const char *batch_id, Datum ids, int offset)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"INSERT INTO approvals.batch_items (batch_id, position, claim_id) "
 		"SELECT $1, $3 + u.ord::integer, u.id "
-		"FROM pg_catalog.unnest($2::text[]) WITH ORDINALITY AS u(id, ord)";
-	Oid			types[3] = {TEXTOID, TEXTARRAYOID, INT4OID};
+		"FROM pg_catalog.unnest($2::text[]) WITH ORDINALITY AS u(id, ord)",
+		3, {TEXTOID, TEXTARRAYOID, INT4OID}
+	};
 	Datum		values[3] = {CStringGetTextDatum(batch_id), ids, Int32GetDatum(offset)};
 
-	ApExec(sql, 3, types, values, NULL, 0);
+	ApExec(&sql, values, NULL, 0);
 }
 
 /*
@@ -114,31 +115,39 @@ InsertItems(const char *batch_id, Datum ids, int offset)
 static void
 RecountBatch(const char *batch_id, const char *tenant)
 {
-	static const char *items_sql =
+	static const ApStmt items_sql = {
 		"SELECT pg_catalog.count(*)::integer, "
 		"coalesce(pg_catalog.array_agg(claim_id), '{}') "
-		"FROM approvals.batch_items WHERE batch_id = $1";
-	static const char *sum_sql =
+		"FROM approvals.batch_items WHERE batch_id = $1",
+		1, {TEXTOID}
+	};
+	enum
+	{
+		ITEMS_COUNT = 1, ITEMS_CLAIM_IDS
+	};
+	static const ApStmt sum_sql = {
 		"SELECT coalesce(pg_catalog.sum(amount), 0) FROM approvals.claims "
-		"WHERE id = ANY ($1) AND tenant IS NOT DISTINCT FROM $2";
-	static const char *update_sql =
+		"WHERE id = ANY ($1) AND tenant IS NOT DISTINCT FROM $2",
+		2, {TEXTARRAYOID, TEXTOID}
+	};
+	static const ApStmt update_sql = {
 		"UPDATE approvals.batches SET total_claims = $2, total_amount = $3, "
-		"updated_at = now() WHERE id = $1";
-	Oid			types[3] = {TEXTOID, INT4OID, NUMERICOID};
-	Oid			sum_types[2] = {TEXTARRAYOID, TEXTOID};
+		"updated_at = now() WHERE id = $1",
+		3, {TEXTOID, INT4OID, NUMERICOID}
+	};
 	Datum		values[3];
 	Datum		sum_values[2];
 	bool		sum_nulls[2] = {false, tenant == NULL};
 	bool		isnull;
 
 	values[0] = CStringGetTextDatum(batch_id);
-	ApExec(items_sql, 1, types, values, NULL, 1);
-	values[1] = ApGetDatum(0, 1, &isnull);
-	sum_values[0] = ApGetDatum(0, 2, &isnull);
+	ApExec(&items_sql, values, NULL, 1);
+	values[1] = ApGetDatum(0, ITEMS_COUNT, &isnull);
+	sum_values[0] = ApGetDatum(0, ITEMS_CLAIM_IDS, &isnull);
 	sum_values[1] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
-	ApExec(sum_sql, 2, sum_types, sum_values, sum_nulls, 1);
+	ApExec(&sum_sql, sum_values, sum_nulls, 1);
 	values[2] = ApGetDatum(0, 1, &isnull);
-	ApExec(update_sql, 3, types, values, NULL, 0);
+	ApExec(&update_sql, values, NULL, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -149,14 +158,14 @@ RecountBatch(const char *batch_id, const char *tenant)
 Datum
 approvals_create_batch(PG_FUNCTION_ARGS)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"INSERT INTO approvals.batches (id, tenant, coordinator, comment, action, status, "
 		"max_failures, max_failure_ratio, on_threshold, auto_retry, idempotency_key, "
 		"created_by, queued_at) "
 		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-		"CASE WHEN $6 = 'queued' THEN now() END)";
-	Oid			types[12] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	INT4OID, FLOAT4OID, TEXTOID, BOOLOID, TEXTOID, OIDOID};
+		"CASE WHEN $6 = 'queued' THEN now() END)",
+		12, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, FLOAT4OID, TEXTOID, BOOLOID, TEXTOID, OIDOID}
+	};
 	Datum		values[12];
 	bool		nulls[12];
 	char	   *comment = ApArgCString(fcinfo, 2);
@@ -236,7 +245,7 @@ approvals_create_batch(PG_FUNCTION_ARGS)
 	values[10] = idem_key ? CStringGetTextDatum(idem_key) : (Datum) 0;
 	nulls[11] = false;
 	values[11] = ObjectIdGetDatum(call.caller.roleid);
-	ApExec(sql, 12, types, values, nulls, 0);
+	ApExec(&sql, values, nulls, 0);
 
 	InsertItems(id, PG_GETARG_DATUM(0), 0);
 	RecountBatch(id, tenant);
@@ -252,17 +261,28 @@ approvals_create_batch(PG_FUNCTION_ARGS)
 Datum
 approvals_update_batch(PG_FUNCTION_ARGS)
 {
-	static const char *delete_sql =
-		"DELETE FROM approvals.batch_items WHERE batch_id = $1";
-	static const char *dup_sql =
+	static const ApStmt delete_sql = {
+		"DELETE FROM approvals.batch_items WHERE batch_id = $1",
+		1, {TEXTOID}
+	};
+	static const ApStmt dup_sql = {
 		"SELECT claim_id FROM approvals.batch_items WHERE batch_id = $1 "
-		"AND claim_id = ANY ($2) ORDER BY position LIMIT 1";
-	static const char *max_sql =
+		"AND claim_id = ANY ($2) ORDER BY position LIMIT 1",
+		2, {TEXTOID, TEXTARRAYOID}
+	};
+	static const ApStmt max_sql = {
 		"SELECT coalesce(max(position), 0), count(*)::integer FROM approvals.batch_items "
-		"WHERE batch_id = $1";
-	static const char *comment_sql =
-		"UPDATE approvals.batches SET comment = $2, updated_at = now() WHERE id = $1";
-	Oid			types[2] = {TEXTOID, TEXTARRAYOID};
+		"WHERE batch_id = $1",
+		1, {TEXTOID}
+	};
+	enum
+	{
+		MAX_POSITION = 1, MAX_COUNT
+	};
+	static const ApStmt comment_sql = {
+		"UPDATE approvals.batches SET comment = $2, updated_at = now() WHERE id = $1",
+		2, {TEXTOID, TEXTOID}
+	};
 	Datum		values[2];
 	char	   *batch_id;
 	char	   *comment = ApArgCString(fcinfo, 3);
@@ -295,7 +315,7 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 
 	if (!PG_ARGISNULL(1))
 	{
-		ApExec(delete_sql, 1, types, values, NULL, 0);
+		ApExec(&delete_sql, values, NULL, 0);
 		InsertItems(batch_id, PG_GETARG_DATUM(1), 0);
 	}
 	if (!PG_ARGISNULL(2))
@@ -303,13 +323,13 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 		int			max_position;
 		int			count;
 
-		ApExec(max_sql, 1, types, values, NULL, 1);
-		max_position = DatumGetInt32(ApGetDatum(0, 1, &isnull));
-		count = DatumGetInt32(ApGetDatum(0, 2, &isnull));
+		ApExec(&max_sql, values, NULL, 1);
+		max_position = DatumGetInt32(ApGetDatum(0, MAX_POSITION, &isnull));
+		count = DatumGetInt32(ApGetDatum(0, MAX_COUNT, &isnull));
 		ids = ApTextArrayToCStrings(PG_GETARG_DATUM(2), &n);
 		(void) CheckClaimIds("add_claim_ids", ids, n, count, false);
 		values[1] = PG_GETARG_DATUM(2);
-		if (ApExec(dup_sql, 2, types, values, NULL, 1) == 1)
+		if (ApExec(&dup_sql, values, NULL, 1) == 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("claim \"%s\" is already in batch \"%s\"",
@@ -318,10 +338,9 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 	}
 	if (comment)
 	{
-		Oid			ctypes[2] = {TEXTOID, TEXTOID};
 		Datum		cvalues[2] = {values[0], CStringGetTextDatum(comment)};
 
-		ApExec(comment_sql, 2, ctypes, cvalues, NULL, 0);
+		ApExec(&comment_sql, cvalues, NULL, 0);
 	}
 	RecountBatch(batch_id, bi.tenant);
 
@@ -334,13 +353,16 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 Datum
 approvals_start_batch(PG_FUNCTION_ARGS)
 {
-	static const char *ids_sql =
+	static const ApStmt ids_sql = {
 		"SELECT pg_catalog.array_agg(claim_id ORDER BY position) FROM approvals.batch_items "
-		"WHERE batch_id = $1";
-	static const char *queue_sql =
+		"WHERE batch_id = $1",
+		1, {TEXTOID}
+	};
+	static const ApStmt queue_sql = {
 		"UPDATE approvals.batches SET status = 'queued', queued_at = now(), updated_at = now() "
-		"WHERE id = $1";
-	Oid			types[1] = {TEXTOID};
+		"WHERE id = $1",
+		1, {TEXTOID}
+	};
 	Datum		values[1];
 	char	   *batch_id;
 	ApprovalsCall call;
@@ -369,7 +391,7 @@ approvals_start_batch(PG_FUNCTION_ARGS)
 		char	   *missing = NULL;
 		char	   *unexpected = NULL;
 
-		ApExec(ids_sql, 1, types, values, NULL, 1);
+		ApExec(&ids_sql, values, NULL, 1);
 		d = ApGetDatum(0, 1, &isnull);
 		if (!isnull)
 			items = ApTextArrayToCStrings(d, &n_items);
@@ -412,7 +434,7 @@ approvals_start_batch(PG_FUNCTION_ARGS)
 					 errhint("List every claim id of the batch exactly once; the batch stays pending.")));
 	}
 
-	ApExec(queue_sql, 1, types, values, NULL, 0);
+	ApExec(&queue_sql, values, NULL, 0);
 	ApQueueWake();
 	result = ApBatchRowDatum(batch_id);
 	ApEnd(&call);
@@ -430,14 +452,15 @@ approvals_start_batch(PG_FUNCTION_ARGS)
 static void
 EmitResults(FunctionCallInfo fcinfo, const char *batch_id)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"SELECT claim_id, decision, error, processed_at FROM approvals.batch_items "
-		"WHERE batch_id = $1 ORDER BY position";
+		"WHERE batch_id = $1 ORDER BY position",
+		1, {TEXTOID}
+	};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(batch_id)};
 
-	ApExecIntoTuplestore(sql, 1, types, values, NULL, rsinfo->setResult, rsinfo->setDesc);
+	ApExecIntoTuplestore(&sql, values, NULL, rsinfo->setResult, rsinfo->setDesc);
 }
 
 /* approvals.process_batch(batch_id): the whole batch, in the caller's transaction. */
@@ -467,15 +490,16 @@ approvals_process_batch(PG_FUNCTION_ARGS)
 Datum
 approvals_cancel_batch(PG_FUNCTION_ARGS)
 {
-	static const char *sql =
-		"SELECT cancelled_at FROM approvals.batches WHERE id = $1";
+	static const ApStmt sql = {
+		"SELECT cancelled_at FROM approvals.batches WHERE id = $1",
+		1, {TEXTOID}
+	};
 	ReturnSetInfo *rsinfo;
 	char	   *batch_id;
 	char	   *comment = ApArgCString(fcinfo, 1);
 	ApprovalsCall call;
 	BatchInfo	bi;
 	int			reverted = 0;
-	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
 	Datum		cols[4];
 	bool		nulls[4] = {false, false, false, false};
@@ -497,7 +521,7 @@ approvals_cancel_batch(PG_FUNCTION_ARGS)
 							   comment ? comment : "batch cancelled");
 	ApBatchFinish(batch_id, "cancelled", NULL);
 	values[0] = CStringGetTextDatum(batch_id);
-	ApExec(sql, 1, types, values, NULL, 1);
+	ApExec(&sql, values, NULL, 1);
 	cols[0] = CStringGetTextDatum(batch_id);
 	cols[1] = BoolGetDatum(true);
 	cols[2] = ApGetDatum(0, 1, &nulls[2]);
@@ -549,18 +573,19 @@ approvals_get_batch(PG_FUNCTION_ARGS)
 Datum
 approvals_list_batches(PG_FUNCTION_ARGS)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"SELECT b FROM approvals.batches b "
 		"WHERE ($1::text IS NULL OR b.status = $1) "
 		"AND ($2::text IS NULL OR b.coordinator = $2) "
 		"AND ($3 OR b.tenant IS NULL OR b.tenant = ANY ($4)) "
-		"ORDER BY b.created_at DESC, b.id DESC LIMIT $5 OFFSET $6";
+		"ORDER BY b.created_at DESC, b.id DESC LIMIT $5 OFFSET $6",
+		6, {TEXTOID, TEXTOID, BOOLOID, TEXTARRAYOID, INT4OID, INT8OID}
+	};
 	ReturnSetInfo *rsinfo;
 	char	   *status = ApArgCString(fcinfo, 0);
 	char	   *coordinator = ApArgCString(fcinfo, 1);
 	int			page = PG_ARGISNULL(2) ? 1 : PG_GETARG_INT32(2);
 	int			limit = PG_ARGISNULL(3) ? 20 : PG_GETARG_INT32(3);
-	Oid			types[6] = {TEXTOID, TEXTOID, BOOLOID, TEXTARRAYOID, INT4OID, INT8OID};
 	Datum		values[6];
 	bool		nulls[6] = {status == NULL, coordinator == NULL, false, false, false, false};
 	ApprovalsCall call;
@@ -587,7 +612,7 @@ approvals_list_batches(PG_FUNCTION_ARGS)
 	values[3] = ApVisibleTenants(call.caller.roleid);
 	values[4] = Int32GetDatum(limit);
 	values[5] = Int64GetDatum((int64) (page - 1) * limit);
-	n = ApExec(sql, 6, types, values, nulls, 0);
+	n = ApExec(&sql, values, nulls, 0);
 	for (int i = 0; i < n; i++)
 	{
 		/* whole rows of the table's row type, dropped columns included, as the result is */
@@ -671,13 +696,14 @@ approvals_wait_batch(PG_FUNCTION_ARGS)
 Datum
 approvals_purge_batches(PG_FUNCTION_ARGS)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"WITH d AS (DELETE FROM approvals.batches "
 		"  WHERE status IN ('completed', 'failed', 'cancelled') "
 		"  AND coalesce(completed_at, cancelled_at, updated_at) < now() - $1 RETURNING id), "
 		"i AS (DELETE FROM approvals.batch_items WHERE batch_id IN (SELECT id FROM d)) "
-		"SELECT pg_catalog.count(*)::integer FROM d";
-	Oid			types[1] = {INTERVALOID};
+		"SELECT pg_catalog.count(*)::integer FROM d",
+		1, {INTERVALOID}
+	};
 	Datum		values[1];
 	Interval	zero;
 	ApprovalsCall call;
@@ -699,7 +725,7 @@ approvals_purge_batches(PG_FUNCTION_ARGS)
 	values[0] = PG_GETARG_DATUM(0);
 
 	ApBegin(&call);
-	ApExec(sql, 1, types, values, NULL, 1);
+	ApExec(&sql, values, NULL, 1);
 	n = DatumGetInt32(ApGetDatum(0, 1, &isnull));
 	ApEnd(&call);
 	PG_RETURN_INT32(n);

@@ -49,7 +49,8 @@ typedef struct ChunkState
 static void
 ChunkApplyGroup(void *state, int lo, int hi)
 {
-	static const char *sql =
+	/* returns ApApplyStatement's ApplyRow columns */
+	static const ApStmt sql = {
 		"WITH c AS ("
 		"  UPDATE approvals.claims c SET status = $2, reviewer = $3, batch_id = $4, "
 		"    assignee = NULL, decided_at = now(), updated_at = now() "
@@ -62,25 +63,24 @@ ChunkApplyGroup(void *state, int lo, int hi)
 		"  RETURNING claim_id, id) "
 		"SELECT e.claim_id, e.id, h.handler::oid, h.search_path "
 		"FROM e JOIN c ON c.id = e.claim_id "
-		"JOIN approvals.handlers h ON h.resource_type = c.resource_type";
+		"JOIN approvals.handlers h ON h.resource_type = c.resource_type",
+		5, {TIDARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}
+	};
 	ChunkState *cs = (ChunkState *) state;
-	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[4];
-	bool		nulls[4] = {false, false, false, cs->bi->comment == NULL};
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, cs->bi->comment == NULL};
 	Datum	   *tids;
 
-	values[0] = CStringGetTextDatum(cs->bi->decision);
-	values[1] = CStringGetTextDatum(cs->actor);
-	values[2] = CStringGetTextDatum(cs->bi->id);
-	values[3] = cs->bi->comment ? CStringGetTextDatum(cs->bi->comment) : (Datum) 0;
 	tids = palloc(sizeof(Datum) * (hi - lo));
 	for (int k = lo; k < hi; k++)
 		tids[k - lo] = PointerGetDatum(&cs->apply_tids[k]);
-	ApApplyStatement(sql, TIDARRAYOID,
-				   PointerGetDatum(construct_array(tids, hi - lo, TIDOID,
-												   sizeof(ItemPointerData), false,
-												   TYPALIGN_SHORT)),
-				   4, types, values, nulls);
+	values[0] = PointerGetDatum(construct_array(tids, hi - lo, TIDOID, sizeof(ItemPointerData),
+												false, TYPALIGN_SHORT));
+	values[1] = CStringGetTextDatum(cs->bi->decision);
+	values[2] = CStringGetTextDatum(cs->actor);
+	values[3] = CStringGetTextDatum(cs->bi->id);
+	values[4] = cs->bi->comment ? CStringGetTextDatum(cs->bi->comment) : (Datum) 0;
+	ApApplyStatement(&sql, values, nulls);
 }
 
 /* A claim whose handler raised: its item fails with the handler's message. */
@@ -123,17 +123,29 @@ ItemFail(ChunkState *cs, int item, const char *error)
 static void
 ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 {
-	static const char *lock_sql =
+	static const ApStmt lock_sql = {
 		"SELECT c.id, c.tenant IS NOT DISTINCT FROM $2, c.requester, c.allow_self_approval, "
 		"coalesce(c.expires_at <= now(), false), "
 		"EXISTS (SELECT 1 FROM approvals.handlers h WHERE h.resource_type = c.resource_type), "
 		"c.ctid, c.amount "
 		"FROM approvals.claims c WHERE c.id = ANY ($1) AND c.status = 'pending' "
-		"ORDER BY c.id FOR UPDATE OF c SKIP LOCKED";
-	static const char *classify_sql =
+		"ORDER BY c.id FOR UPDATE OF c SKIP LOCKED",
+		2, {TEXTARRAYOID, TEXTOID}
+	};
+	enum
+	{
+		LOCK_ID = 1, LOCK_SAME_TENANT, LOCK_REQUESTER, LOCK_SELF_APPROVAL, LOCK_EXPIRED,
+		LOCK_HAS_HANDLER, LOCK_CTID, LOCK_AMOUNT
+	};
+	static const ApStmt classify_sql = {
 		"SELECT c.id, c.tenant IS NOT DISTINCT FROM $2, c.status, c.amount "
-		"FROM approvals.claims c WHERE c.id = ANY ($1)";
-	Oid			types[2] = {TEXTARRAYOID, TEXTOID};
+		"FROM approvals.claims c WHERE c.id = ANY ($1)",
+		2, {TEXTARRAYOID, TEXTOID}
+	};
+	enum
+	{
+		CLASSIFY_ID = 1, CLASSIFY_SAME_TENANT, CLASSIFY_STATUS, CLASSIFY_AMOUNT
+	};
 	Datum		values[2];
 	bool		nulls[2] = {false, cs->bi->tenant == NULL};
 	char	  **waiting = palloc(sizeof(char *) * cs->n);
@@ -151,10 +163,10 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 
 		memset(seen, 0, sizeof(bool) * cs->n);
 		values[0] = ApCStringArrayDatum(waiting, n_waiting);
-		rows = ApExec(lock_sql, 2, types, values, nulls, 0);
+		rows = ApExec(&lock_sql, values, nulls, 0);
 		for (int r = 0; r < rows; r++)
 		{
-			char	   *id = ApGetCString(r, 1);
+			char	   *id = ApGetCString(r, LOCK_ID);
 			IdIndexEntry *e = ApStringHashSearch(index, id, HASH_FIND, NULL);
 			bool		isnull;
 			int			item;
@@ -163,22 +175,22 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 				continue;
 			item = e->item;
 			seen[item] = true;
-			if (DatumGetBool(ApGetDatum(r, 2, &isnull)))
-				ChunkKeepAmount(cs, item, r, 8);
-			if (!DatumGetBool(ApGetDatum(r, 2, &isnull)))
+			if (DatumGetBool(ApGetDatum(r, LOCK_SAME_TENANT, &isnull)))
+				ChunkKeepAmount(cs, item, r, LOCK_AMOUNT);
+			if (!DatumGetBool(ApGetDatum(r, LOCK_SAME_TENANT, &isnull)))
 				ItemFail(cs, item, ERR_TENANT);
-			else if (strcmp(ApGetCString(r, 3), cs->bi->coordinator) == 0 &&
-					 !DatumGetBool(ApGetDatum(r, 4, &isnull)))
+			else if (strcmp(ApGetCString(r, LOCK_REQUESTER), cs->bi->coordinator) == 0 &&
+					 !DatumGetBool(ApGetDatum(r, LOCK_SELF_APPROVAL, &isnull)))
 				ItemFail(cs, item, ERR_REQUESTER);
-			else if (DatumGetBool(ApGetDatum(r, 5, &isnull)))
+			else if (DatumGetBool(ApGetDatum(r, LOCK_EXPIRED, &isnull)))
 				ItemFail(cs, item, ERR_EXPIRED);
 			else
 			{
 				cs->apply_item[cs->n_apply] = item;
-				ItemPointerCopy((ItemPointer) DatumGetPointer(ApGetDatum(r, 7, &isnull)),
+				ItemPointerCopy((ItemPointer) DatumGetPointer(ApGetDatum(r, LOCK_CTID, &isnull)),
 								&cs->apply_tids[cs->n_apply]);
 				cs->n_apply++;
-				if (DatumGetBool(ApGetDatum(r, 6, &isnull)))
+				if (DatumGetBool(ApGetDatum(r, LOCK_HAS_HANDLER, &isnull)))
 					cs->apply_guarded = true;
 			}
 		}
@@ -198,20 +210,20 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 
 		values[0] = ApCStringArrayDatum(waiting, n_waiting);
 		memset(seen, 0, sizeof(bool) * cs->n);
-		rows = ApExec(classify_sql, 2, types, values, nulls, 0);
+		rows = ApExec(&classify_sql, values, nulls, 0);
 		for (int r = 0; r < rows; r++)
 		{
-			IdIndexEntry *e = ApStringHashSearch(index, ApGetCString(r, 1), HASH_FIND, NULL);
+			IdIndexEntry *e = ApStringHashSearch(index, ApGetCString(r, CLASSIFY_ID), HASH_FIND, NULL);
 			bool		isnull;
 
 			if (e == NULL)
 				continue;
 			seen[e->item] = true;
-			if (DatumGetBool(ApGetDatum(r, 2, &isnull)))
-				ChunkKeepAmount(cs, e->item, r, 4);
-			if (!DatumGetBool(ApGetDatum(r, 2, &isnull)))
+			if (DatumGetBool(ApGetDatum(r, CLASSIFY_SAME_TENANT, &isnull)))
+				ChunkKeepAmount(cs, e->item, r, CLASSIFY_AMOUNT);
+			if (!DatumGetBool(ApGetDatum(r, CLASSIFY_SAME_TENANT, &isnull)))
 				ItemFail(cs, e->item, ERR_TENANT);
-			else if (strcmp(ApGetCString(r, 3), "pending") != 0)
+			else if (strcmp(ApGetCString(r, CLASSIFY_STATUS), "pending") != 0)
 				ItemFail(cs, e->item, ERR_PROCESSED);
 			/* else: pending but locked by another transaction */
 		}
@@ -248,13 +260,14 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 static void
 ChunkStoreItems(ChunkState *cs)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"UPDATE approvals.batch_items i SET decision = u.decision, error = u.error, "
 		"processed_at = now() "
 		"FROM ROWS FROM (pg_catalog.unnest($2::integer[]), pg_catalog.unnest($3::text[]), "
 		"               pg_catalog.unnest($4::text[])) AS u(position, decision, error) "
-		"WHERE i.batch_id = $1 AND i.position = u.position";
-	Oid			types[4] = {TEXTOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+		"WHERE i.batch_id = $1 AND i.position = u.position",
+		4, {TEXTOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID}
+	};
 	Datum		values[4];
 	Datum	   *pos = palloc(sizeof(Datum) * cs->n);
 
@@ -265,7 +278,7 @@ ChunkStoreItems(ChunkState *cs)
 												true, TYPALIGN_INT));
 	values[2] = ApCStringArrayDatum((char **) cs->decision, cs->n);
 	values[3] = ApCStringArrayDatum(cs->error, cs->n);
-	ApExec(sql, 4, types, values, NULL, 0);
+	ApExec(&sql, values, NULL, 0);
 }
 
 /*
@@ -275,14 +288,14 @@ ChunkStoreItems(ChunkState *cs)
 static int
 ChunkStoreCounters(ChunkState *cs, int next_position)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"UPDATE approvals.batches SET processed_count = processed_count + $2, "
 		"approved_count = approved_count + $3, rejected_count = rejected_count + $4, "
 		"failed_count = failed_count + $5, approved_amount = approved_amount + $6, "
 		"failed_amount = failed_amount + $7, "
-		"next_position = $8, updated_at = now() WHERE id = $1 RETURNING failed_count";
-	Oid			types[8] = {TEXTOID, INT4OID, INT4OID, INT4OID, INT4OID, NUMERICOID,
-	NUMERICOID, INT4OID};
+		"next_position = $8, updated_at = now() WHERE id = $1 RETURNING failed_count",
+		8, {TEXTOID, INT4OID, INT4OID, INT4OID, INT4OID, NUMERICOID, NUMERICOID, INT4OID}
+	};
 	Datum		values[8];
 	Datum		ok_amount = DirectFunctionCall1(int4_numeric, Int32GetDatum(0));
 	Datum		failed_amount = ok_amount;
@@ -315,7 +328,7 @@ ChunkStoreCounters(ChunkState *cs, int next_position)
 	values[5] = ok_amount;
 	values[6] = failed_amount;
 	values[7] = Int32GetDatum(next_position);
-	ApExec(sql, 8, types, values, NULL, 1);
+	ApExec(&sql, values, NULL, 1);
 	return DatumGetInt32(ApGetDatum(0, 1, &isnull));
 }
 
@@ -348,11 +361,16 @@ ApBatchChunk(const char *batch_id, int chunk_size)
 static bool
 ChunkInner(const char *batch_id, int chunk_size)
 {
-	static const char *items_sql =
+	static const ApStmt items_sql = {
 		"SELECT position, claim_id FROM approvals.batch_items "
 		"WHERE batch_id = $1 AND position >= $2 AND decision IS NULL "
-		"ORDER BY position LIMIT $3";
-	Oid			types[3] = {TEXTOID, INT4OID, INT4OID};
+		"ORDER BY position LIMIT $3",
+		3, {TEXTOID, INT4OID, INT4OID}
+	};
+	enum
+	{
+		ITEM_POSITION = 1, ITEM_CLAIM_ID
+	};
 	Datum		values[3];
 	BatchInfo	bi;
 	ChunkState	cs;
@@ -369,7 +387,7 @@ ChunkInner(const char *batch_id, int chunk_size)
 	memset(&cs, 0, sizeof(cs));
 	cs.bi = &bi;
 	cs.actor = bi.coordinator;
-	cs.n = ApExec(items_sql, 3, types, values, NULL, chunk_size);
+	cs.n = ApExec(&items_sql, values, NULL, chunk_size);
 	if (cs.n == 0)
 	{
 		ApBatchFinish(batch_id, "completed",
@@ -395,8 +413,8 @@ ChunkInner(const char *batch_id, int chunk_size)
 	{
 		bool		isnull;
 
-		cs.positions[i] = DatumGetInt32(ApGetDatum(i, 1, &isnull));
-		cs.claim_ids[i] = ApGetCString(i, 2);
+		cs.positions[i] = DatumGetInt32(ApGetDatum(i, ITEM_POSITION, &isnull));
+		cs.claim_ids[i] = ApGetCString(i, ITEM_CLAIM_ID);
 		((IdIndexEntry *) ApStringHashSearch(index, cs.claim_ids[i], HASH_ENTER,
 											 NULL))->item = i;
 	}

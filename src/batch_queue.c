@@ -1,6 +1,6 @@
 /*
  * batch_queue.c
- *		The queue of batches: the per-batch lock every step that changes a batch
+ *		The queue of batches: the per-batch lock everything that changes a batch
  *		takes first, taking a batch to process (the oldest queued one, or one
  *		whose processing backend is gone), handing it back, quarantine, and
  *		waking the launcher when a transaction that queued a batch commits.
@@ -43,7 +43,7 @@ static void CountTake(void);
 
 /*
  * Queue fairly for a batch: a transaction-level heavyweight lock on its id,
- * taken before the row lock by every step that changes the batch.  Waiters
+ * taken before the row lock by everything that changes the batch.  Waiters
  * on a row lock are not served in order, so without it a cancel waiting for
  * the current chunk could lose the row to the next chunk again and again;
  * the lock manager grants this lock first come, first served.
@@ -88,12 +88,13 @@ BatchQueueLockConditional(const char *batch_id)
 bool
 ApBatchTakeOver(const BatchInfo *bi)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"UPDATE approvals.batches SET status = 'processing', worker_pid = $2, "
 		"worker_started = $3, attempts = attempts + 1, "
 		"started_at = coalesce(started_at, now()), "
-		"queued_at = coalesce(queued_at, now()), updated_at = now() WHERE id = $1";
-	Oid			types[3] = {TEXTOID, INT4OID, TIMESTAMPTZOID};
+		"queued_at = coalesce(queued_at, now()), updated_at = now() WHERE id = $1",
+		3, {TEXTOID, INT4OID, TIMESTAMPTZOID}
+	};
 	Datum		values[3] = {CStringGetTextDatum(bi->id), Int32GetDatum(MyProcPid),
 	TimestampTzGetDatum(MyStartTimestamp)};
 
@@ -111,7 +112,7 @@ ApBatchTakeOver(const BatchInfo *bi)
 						bi->id, bi->attempts)));
 		return false;
 	}
-	ApExec(sql, 3, types, values, NULL, 0);
+	ApExec(&sql, values, NULL, 0);
 	return true;
 }
 
@@ -124,18 +125,19 @@ ApBatchTakeOver(const BatchInfo *bi)
 static char *
 TakeNextAmong(bool all_tenants, Datum tenants)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"SELECT " BATCH_COLUMNS " FROM approvals.batches "
 		"WHERE (status = 'queued' OR (status = 'processing' AND "
 		"  (worker_pid = pg_catalog.pg_backend_pid() OR " AP_BATCH_ORPHANED "))) "
 		"AND ($1 OR tenant IS NULL OR tenant = ANY ($2)) "
-		"ORDER BY queued_at NULLS LAST, id LIMIT 10 FOR UPDATE SKIP LOCKED";
-	Oid			types[2] = {BOOLOID, TEXTARRAYOID};
+		"ORDER BY queued_at NULLS LAST, id LIMIT 10 FOR UPDATE SKIP LOCKED",
+		2, {BOOLOID, TEXTARRAYOID}
+	};
 	Datum		values[2] = {BoolGetDatum(all_tenants), tenants};
 	int			n;
 	BatchInfo  *candidates;
 
-	n = ApExec(sql, 2, types, values, NULL, 10);
+	n = ApExec(&sql, values, NULL, 10);
 	candidates = palloc(sizeof(BatchInfo) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 		ApBatchFromRow(&candidates[i], i);
@@ -143,7 +145,7 @@ TakeNextAmong(bool all_tenants, Datum tenants)
 	{
 		/*
 		 * Someone queued on the batch (a cancel, say) goes first: take the
-		 * queue lock only if it is free, in the order every step uses.
+		 * queue lock only if it is free, in the order everything uses.
 		 */
 		if (!BatchQueueLockConditional(candidates[i].id))
 			continue;
@@ -189,15 +191,16 @@ ApBatchTakeNextInner(const ApprovalsCaller *caller)
 void
 ApBatchHandBack(const char *batch_id)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"UPDATE approvals.batches SET worker_pid = NULL, worker_started = NULL "
-		"WHERE id = $1 AND status = 'processing' AND worker_pid = pg_catalog.pg_backend_pid()";
-	Oid			types[1] = {TEXTOID};
+		"WHERE id = $1 AND status = 'processing' AND worker_pid = pg_catalog.pg_backend_pid()",
+		1, {TEXTOID}
+	};
 	Datum		values[1] = {CStringGetTextDatum(batch_id)};
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ApExec(sql, 1, types, values, NULL, 0);
+	ApExec(&sql, values, NULL, 0);
 	SPI_finish();
 }
 
@@ -205,15 +208,17 @@ ApBatchHandBack(const char *batch_id)
 int
 ApBatchCountTakeable(void)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"SELECT pg_catalog.count(*)::integer FROM approvals.batches "
-		"WHERE status = 'queued' OR (status = 'processing' AND " AP_BATCH_ORPHANED ")";
+		"WHERE status = 'queued' OR (status = 'processing' AND " AP_BATCH_ORPHANED ")",
+		0, {InvalidOid}
+	};
 	bool		isnull;
 	int			n;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ApExec(sql, 0, NULL, NULL, NULL, 1);
+	ApExec(&sql, NULL, NULL, 1);
 	n = DatumGetInt32(ApGetDatum(0, 1, &isnull));
 	SPI_finish();
 	return n;

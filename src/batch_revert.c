@@ -36,7 +36,8 @@ typedef struct RevertState
 static void
 RevertApplyGroup(void *state, int lo, int hi)
 {
-	static const char *sql =
+	/* returns ApApplyStatement's ApplyRow columns */
+	static const ApStmt sql = {
 		"WITH c AS ("
 		"  UPDATE approvals.claims c SET (status, decided_at) = ("
 		"    SELECT CASE WHEN g.give_way THEN 'cancelled' ELSE 'pending' END, "
@@ -66,18 +67,19 @@ RevertApplyGroup(void *state, int lo, int hi)
 		"  RETURNING claim_id, id) "
 		"SELECT e.claim_id, e.id, h.handler::oid, h.search_path "
 		"FROM e JOIN c ON c.id = e.claim_id "
-		"JOIN approvals.handlers h ON h.resource_type = c.resource_type";
+		"JOIN approvals.handlers h ON h.resource_type = c.resource_type",
+		5, {TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}
+	};
 	RevertState *rs = (RevertState *) state;
-	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[4];
-	bool		nulls[4] = {false, false, false, rs->comment == NULL};
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, rs->comment == NULL};
 
-	values[0] = CStringGetTextDatum(rs->bi->id);
-	values[1] = CStringGetTextDatum(rs->bi->decision);
-	values[2] = CStringGetTextDatum(rs->actor);
-	values[3] = rs->comment ? CStringGetTextDatum(rs->comment) : (Datum) 0;
-	ApApplyStatement(sql, TEXTARRAYOID, ApCStringArrayDatum(rs->ids + lo, hi - lo),
-				   4, types, values, nulls);
+	values[0] = ApCStringArrayDatum(rs->ids + lo, hi - lo);
+	values[1] = CStringGetTextDatum(rs->bi->id);
+	values[2] = CStringGetTextDatum(rs->bi->decision);
+	values[3] = CStringGetTextDatum(rs->actor);
+	values[4] = rs->comment ? CStringGetTextDatum(rs->comment) : (Datum) 0;
+	ApApplyStatement(&sql, values, nulls);
 }
 
 /* A claim whose handler refused the revert stays decided; say why. */
@@ -93,32 +95,46 @@ RevertApplyFailed(void *state, int idx, const char *message)
 }
 
 /*
- * Revert one page of the batch's decided items (positions after "after"):
+ * Revert one chunk of the batch's decided items (positions after "after"):
  * their claims locked in id order, the items marked reverted, the counters
- * fixed.  Sets *last to the page's last position and *more when the page was
+ * fixed.  Sets *last to the chunk's last position and *more when the chunk was
  * full.  Returns how many claims were reverted.
  */
 static int
-BatchRevertPage(const BatchInfo *bi, const char *actor, const char *comment,
+RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 				int after, int *last, bool *more)
 {
-	static const char *items_select_sql =
+	static const ApStmt items_select_sql = {
 		"SELECT position, claim_id FROM approvals.batch_items "
 		"WHERE batch_id = $1 AND decision = $2 AND position > $4 "
-		"ORDER BY position LIMIT $5";
-	static const char *select_sql =
+		"ORDER BY position LIMIT $5",
+		5, {TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID}
+	};
+	enum
+	{
+		ITEM_POSITION = 1, ITEM_CLAIM_ID
+	};
+	static const ApStmt select_sql = {
 		"SELECT c.id, "
 		"EXISTS (SELECT 1 FROM approvals.handlers h WHERE h.resource_type = c.resource_type) "
 		"FROM approvals.claims c WHERE c.id = ANY ($3) AND c.batch_id = $1 AND c.status = $2 "
-		"ORDER BY c.id FOR UPDATE";
-	static const char *items_sql =
+		"ORDER BY c.id FOR UPDATE",
+		3, {TEXTOID, TEXTOID, TEXTARRAYOID}
+	};
+	enum
+	{
+		CLAIM_ID = 1, CLAIM_HAS_HANDLER
+	};
+	static const ApStmt items_sql = {
 		"UPDATE approvals.batch_items i SET "
 		"decision = CASE WHEN u.error IS NULL THEN 'reverted' ELSE i.decision END, "
 		"error = u.error "
 		"FROM ROWS FROM (pg_catalog.unnest($2::integer[]), pg_catalog.unnest($3::text[])) "
 		"  AS u(position, error) "
-		"WHERE i.batch_id = $1 AND i.position = u.position";
-	static const char *counters_sql =
+		"WHERE i.batch_id = $1 AND i.position = u.position",
+		3, {TEXTOID, INT4ARRAYOID, TEXTARRAYOID}
+	};
+	static const ApStmt counters_sql = {
 		"UPDATE approvals.batches SET "
 		"approved_count = approved_count - CASE WHEN action = 'approve' THEN $2 ELSE 0 END, "
 		"rejected_count = rejected_count - CASE WHEN action = 'reject' THEN $2 ELSE 0 END, "
@@ -126,8 +142,9 @@ BatchRevertPage(const BatchInfo *bi, const char *actor, const char *comment,
 		"approved_amount = approved_amount - CASE WHEN action = 'approve' THEN "
 		"  coalesce((SELECT pg_catalog.sum(amount) FROM approvals.claims WHERE id = ANY ($3)), 0) "
 		"  ELSE 0 END, "
-		"updated_at = now() WHERE id = $1";
-	Oid			types[5] = {TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID};
+		"updated_at = now() WHERE id = $1",
+		3, {TEXTOID, INT4OID, TEXTARRAYOID}
+	};
 	Datum		values[5];
 	bool		nulls[5] = {false, false, true, false, false};
 	RevertState rs;
@@ -148,14 +165,14 @@ BatchRevertPage(const BatchInfo *bi, const char *actor, const char *comment,
 	values[1] = CStringGetTextDatum(bi->decision);
 	values[3] = Int32GetDatum(after);
 	values[4] = Int32GetDatum(ap_chunk_size);
-	n_items = ApExec(items_select_sql, 5, types, values, nulls, 0);
+	n_items = ApExec(&items_select_sql, values, nulls, 0);
 	*more = (n_items == ap_chunk_size);
 	if (n_items == 0)
 		return 0;
 	{
 		bool		isnull;
 
-		*last = DatumGetInt32(ApGetDatum(n_items - 1, 1, &isnull));
+		*last = DatumGetInt32(ApGetDatum(n_items - 1, ITEM_POSITION, &isnull));
 	}
 	index = ApStringHashCreate("approvals revert ids", n_items, sizeof(IdIndexEntry),
 							   CurrentMemoryContext);
@@ -165,13 +182,13 @@ BatchRevertPage(const BatchInfo *bi, const char *actor, const char *comment,
 		bool		isnull;
 		IdIndexEntry *e;
 
-		item_ids[i] = ApGetCString(i, 2);
+		item_ids[i] = ApGetCString(i, ITEM_CLAIM_ID);
 		e = ApStringHashSearch(index, item_ids[i], HASH_ENTER, NULL);
-		e->item = DatumGetInt32(ApGetDatum(i, 1, &isnull));
+		e->item = DatumGetInt32(ApGetDatum(i, ITEM_POSITION, &isnull));
 	}
 	SPI_freetuptable(SPI_tuptable);
 	values[2] = ApCStringArrayDatum(item_ids, n_items);
-	n = ApExec(select_sql, 3, types, values, NULL, 0);
+	n = ApExec(&select_sql, values, NULL, 0);
 	if (n == 0)
 	{
 		hash_destroy(index);
@@ -189,10 +206,10 @@ BatchRevertPage(const BatchInfo *bi, const char *actor, const char *comment,
 	{
 		bool		isnull;
 
-		rs.ids[i] = ApGetCString(i, 1);
+		rs.ids[i] = ApGetCString(i, CLAIM_ID);
 		rs.positions[i] = ((IdIndexEntry *) ApStringHashSearch(index, rs.ids[i], HASH_FIND,
 														NULL))->item;
-		if (DatumGetBool(ApGetDatum(i, 2, &isnull)))
+		if (DatumGetBool(ApGetDatum(i, CLAIM_HAS_HANDLER, &isnull)))
 			guarded = true;
 	}
 	SPI_freetuptable(SPI_tuptable);
@@ -209,29 +226,27 @@ BatchRevertPage(const BatchInfo *bi, const char *actor, const char *comment,
 			done_ids[reverted++] = rs.ids[i];
 	}
 	{
-		Oid			itypes[3] = {TEXTOID, INT4ARRAYOID, TEXTARRAYOID};
 		Datum		ivalues[3];
-		Oid			ctypes[3] = {TEXTOID, INT4OID, TEXTARRAYOID};
 		Datum		cvalues[3];
 
 		ivalues[0] = values[0];
 		ivalues[1] = PointerGetDatum(construct_array(pos, n, INT4OID, sizeof(int32),
 													 true, TYPALIGN_INT));
 		ivalues[2] = ApCStringArrayDatum(rs.errors, n);
-		ApExec(items_sql, 3, itypes, ivalues, NULL, 0);
+		ApExec(&items_sql, ivalues, NULL, 0);
 
 		cvalues[0] = values[0];
 		cvalues[1] = Int32GetDatum(reverted);
 		cvalues[2] = ApCStringArrayDatum(done_ids, reverted);
-		ApExec(counters_sql, 3, ctypes, cvalues, NULL, 0);
+		ApExec(&counters_sql, cvalues, NULL, 0);
 	}
 	return reverted;
 }
 
 /*
- * Revert every claim the batch decided, one page of approvals.chunk_size
- * items at a time (each page in its own SPI connection, so memory stays flat
- * for any batch size): claims locked in id order within a page, their items
+ * Revert every claim the batch decided, one chunk of approvals.chunk_size
+ * items at a time (each chunk in its own SPI connection, so memory stays flat
+ * for any batch size): claims locked in id order within a chunk, their items
  * marked reverted and the counters fixed.  Returns how many were reverted.
  */
 int
@@ -246,7 +261,7 @@ ApBatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
 		CHECK_FOR_INTERRUPTS();
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		total += BatchRevertPage(bi, actor, comment, after, &after, &more);
+		total += RevertChunk(bi, actor, comment, after, &after, &more);
 		SPI_finish();
 	}
 	return total;

@@ -28,43 +28,46 @@ ApBatchFromRow(BatchInfo *bi, int row)
 	bool		isnull;
 	Datum		d;
 
-	bi->id = ApGetCString(row, 1);
-	bi->tenant = ApGetCString(row, 2);
-	bi->coordinator = ApGetCString(row, 3);
-	bi->comment = ApGetCString(row, 4);
-	bi->action = ApGetCString(row, 5);
+	bi->id = ApGetCString(row, BC_ID);
+	bi->tenant = ApGetCString(row, BC_TENANT);
+	bi->coordinator = ApGetCString(row, BC_COORDINATOR);
+	bi->comment = ApGetCString(row, BC_COMMENT);
+	bi->action = ApGetCString(row, BC_ACTION);
 	bi->decision = strcmp(bi->action, "approve") == 0 ? "approved" : "rejected";
-	bi->status = ApGetCString(row, 6);
-	bi->total_claims = DatumGetInt32(ApGetDatum(row, 7, &isnull));
-	bi->failed_count = DatumGetInt32(ApGetDatum(row, 8, &isnull));
-	d = ApGetDatum(row, 9, &isnull);
+	bi->status = ApGetCString(row, BC_STATUS);
+	bi->total_claims = DatumGetInt32(ApGetDatum(row, BC_TOTAL_CLAIMS, &isnull));
+	bi->failed_count = DatumGetInt32(ApGetDatum(row, BC_FAILED_COUNT, &isnull));
+	d = ApGetDatum(row, BC_MAX_FAILURES, &isnull);
 	bi->has_max_failures = !isnull;
 	bi->max_failures = isnull ? 0 : DatumGetInt32(d);
-	d = ApGetDatum(row, 10, &isnull);
+	d = ApGetDatum(row, BC_MAX_FAILURE_RATIO, &isnull);
 	bi->has_max_ratio = !isnull;
 	bi->max_ratio = isnull ? 0 : DatumGetFloat4(d);
-	bi->rollback = strcmp(ApGetCString(row, 11), "rollback") == 0;
-	bi->auto_retry = DatumGetBool(ApGetDatum(row, 12, &isnull));
-	bi->next_position = DatumGetInt32(ApGetDatum(row, 13, &isnull));
-	bi->attempts = DatumGetInt32(ApGetDatum(row, 14, &isnull));
-	bi->worker_pid = DatumGetInt32(ApGetDatum(row, 15, &isnull));
-	bi->created_by = DatumGetObjectId(ApGetDatum(row, 16, &isnull));
+	bi->rollback = strcmp(ApGetCString(row, BC_ON_THRESHOLD), "rollback") == 0;
+	bi->auto_retry = DatumGetBool(ApGetDatum(row, BC_AUTO_RETRY, &isnull));
+	bi->next_position = DatumGetInt32(ApGetDatum(row, BC_NEXT_POSITION, &isnull));
+	bi->attempts = DatumGetInt32(ApGetDatum(row, BC_ATTEMPTS, &isnull));
+	bi->worker_pid = DatumGetInt32(ApGetDatum(row, BC_WORKER_PID, &isnull));
+	bi->created_by = DatumGetObjectId(ApGetDatum(row, BC_CREATED_BY, &isnull));
 }
 
 /* Load (and with lock, lock) a batch; false when it does not exist. */
 bool
 ApBatchLoad(const char *batch_id, bool lock, BatchInfo *bi)
 {
-	static const char *sql_lock =
-		"SELECT " BATCH_COLUMNS " FROM approvals.batches WHERE id = $1 FOR UPDATE";
-	static const char *sql_plain =
-		"SELECT " BATCH_COLUMNS " FROM approvals.batches WHERE id = $1";
-	Oid			types[1] = {TEXTOID};
+	static const ApStmt sql_lock = {
+		"SELECT " BATCH_COLUMNS " FROM approvals.batches WHERE id = $1 FOR UPDATE",
+		1, {TEXTOID}
+	};
+	static const ApStmt sql_plain = {
+		"SELECT " BATCH_COLUMNS " FROM approvals.batches WHERE id = $1",
+		1, {TEXTOID}
+	};
 	Datum		values[1] = {CStringGetTextDatum(batch_id)};
 
 	if (lock)
 		ApBatchQueueLock(batch_id);
-	if (ApExec(lock ? sql_lock : sql_plain, 1, types, values, NULL, 1) == 0)
+	if (ApExec(lock ? &sql_lock : &sql_plain, values, NULL, 1) == 0)
 		return false;
 	ApBatchFromRow(bi, 0);
 	return true;
@@ -119,12 +122,14 @@ ApBatchOpen(ApprovalsCall *call, const char *batch_id, bool lock, BatchInfo *bi,
 Datum
 ApBatchRowDatum(const char *batch_id)
 {
-	static const char *sql = "SELECT b FROM approvals.batches b WHERE id = $1";
-	Oid			types[1] = {TEXTOID};
+	static const ApStmt sql = {
+		"SELECT b FROM approvals.batches b WHERE id = $1",
+		1, {TEXTOID}
+	};
 	Datum		values[1] = {CStringGetTextDatum(batch_id)};
 	bool		isnull;
 
-	if (ApExec(sql, 1, types, values, NULL, 1) != 1)
+	if (ApExec(&sql, values, NULL, 1) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("batch \"%s\" does not exist", batch_id)));
@@ -144,26 +149,31 @@ ApBatchReportState(const BatchInfo *bi, const char *what)
 static void
 NotifyBatch(const char *batch_id)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"SELECT status, total_claims, processed_count, approved_count, rejected_count, "
-		"failed_count, reverted_count FROM approvals.batches WHERE id = $1";
+		"failed_count, reverted_count FROM approvals.batches WHERE id = $1",
+		1, {TEXTOID}
+	};
+	enum
+	{
+		NB_STATUS = 1, NB_FIRST_COUNTER	/* then the other counters, in counters[] order */
+	};
 	static const char *const counters[] = {"total_claims", "processed_count",
 		"approved_count", "rejected_count", "failed_count", "reverted_count"};
-	Oid			types[1] = {TEXTOID};
 	Datum		values[1] = {CStringGetTextDatum(batch_id)};
 	StringInfoData buf;
 
-	if (ApExec(sql, 1, types, values, NULL, 1) != 1)
+	if (ApExec(&sql, values, NULL, 1) != 1)
 		return;
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
 	ApJsonAppendPair(&buf, "batch_id", batch_id);
-	ApJsonAppendPair(&buf, "status", ApGetCString(0, 1));
+	ApJsonAppendPair(&buf, "status", ApGetCString(0, NB_STATUS));
 	for (int i = 0; i < 6; i++)
 	{
 		appendStringInfoChar(&buf, ',');
 		escape_json(&buf, counters[i]);
-		appendStringInfo(&buf, ":%s", ApGetCString(0, i + 2));
+		appendStringInfo(&buf, ":%s", ApGetCString(0, NB_FIRST_COUNTER + i));
 	}
 	appendStringInfoChar(&buf, '}');
 	ApNotify(buf.data);
@@ -173,18 +183,19 @@ NotifyBatch(const char *batch_id)
 void
 ApBatchFinish(const char *batch_id, const char *status, const char *error)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"UPDATE approvals.batches SET status = $2, error = coalesce($3, error), "
 		"worker_pid = NULL, worker_started = NULL, updated_at = now(), "
 		"completed_at = CASE WHEN $2 <> 'cancelled' THEN now() END, "
-		"cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() END WHERE id = $1";
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+		"cancelled_at = CASE WHEN $2 = 'cancelled' THEN now() END WHERE id = $1",
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	};
 	Datum		values[3];
 	bool		nulls[3] = {false, false, error == NULL};
 
 	values[0] = CStringGetTextDatum(batch_id);
 	values[1] = CStringGetTextDatum(status);
 	values[2] = error ? CStringGetTextDatum(error) : (Datum) 0;
-	ApExec(sql, 3, types, values, nulls, 0);
+	ApExec(&sql, values, nulls, 0);
 	NotifyBatch(batch_id);
 }

@@ -39,11 +39,19 @@ static const char *const outcomes[] = {"approved", "rejected", "abstained", NULL
 /* How often submit retries when concurrent submissions of one resource race */
 #define SUBMIT_RETRIES	10
 
+/* The columns of a claim that ClaimStateFromRow reads, named in ClaimColumn */
 #define CLAIM_STATE_COLUMNS \
 	"id, tenant, resource_type, snapshot_hash, status, requester, reviewer, " \
 	"approvers, required_approvals, approval_count, approved_by, " \
 	"coalesce(route_position, 0), allow_self_approval, on_expiry, expires_in, " \
 	"expires_at, coalesce(expires_at <= now(), false)"
+enum ClaimColumn
+{
+	CC_ID = 1, CC_TENANT, CC_RESOURCE_TYPE, CC_SNAPSHOT_HASH, CC_STATUS, CC_REQUESTER,
+	CC_REVIEWER, CC_APPROVERS, CC_REQUIRED_APPROVALS, CC_APPROVAL_COUNT, CC_APPROVED_BY,
+	CC_ROUTE_POSITION, CC_ALLOW_SELF_APPROVAL, CC_ON_EXPIRY, CC_EXPIRES_IN, CC_EXPIRES_AT,
+	CC_IS_EXPIRED
+};
 
 /* ------------------------------------------------------------------------
  * The claim state machine (shared with expire.c)
@@ -56,14 +64,14 @@ ClaimStateFromRow(ClaimState *st, int row)
 	bool		isnull;
 	Datum		d;
 
-	st->id = ApGetCString(row, 1);
-	st->tenant = ApGetCString(row, 2);
-	st->resource_type = ApGetCString(row, 3);
-	st->snapshot_hash = ApGetCString(row, 4);
-	st->status = ApGetCString(row, 5);
-	st->requester = ApGetCString(row, 6);
-	st->reviewer = ApGetCString(row, 7);
-	d = ApGetDatum(row, 8, &isnull);
+	st->id = ApGetCString(row, CC_ID);
+	st->tenant = ApGetCString(row, CC_TENANT);
+	st->resource_type = ApGetCString(row, CC_RESOURCE_TYPE);
+	st->snapshot_hash = ApGetCString(row, CC_SNAPSHOT_HASH);
+	st->status = ApGetCString(row, CC_STATUS);
+	st->requester = ApGetCString(row, CC_REQUESTER);
+	st->reviewer = ApGetCString(row, CC_REVIEWER);
+	d = ApGetDatum(row, CC_APPROVERS, &isnull);
 	if (isnull)
 	{
 		st->approvers = NULL;
@@ -71,28 +79,29 @@ ClaimStateFromRow(ClaimState *st, int row)
 	}
 	else
 		st->approvers = ApTextArrayToCStrings(d, &st->n_approvers);
-	st->required_approvals = DatumGetInt32(ApGetDatum(row, 9, &isnull));
-	st->approval_count = DatumGetInt32(ApGetDatum(row, 10, &isnull));
-	st->approved_by = ApTextArrayToCStrings(ApGetDatum(row, 11, &isnull),
+	st->required_approvals = DatumGetInt32(ApGetDatum(row, CC_REQUIRED_APPROVALS, &isnull));
+	st->approval_count = DatumGetInt32(ApGetDatum(row, CC_APPROVAL_COUNT, &isnull));
+	st->approved_by = ApTextArrayToCStrings(ApGetDatum(row, CC_APPROVED_BY, &isnull),
 											&st->n_approved_by);
-	st->route_position = DatumGetInt32(ApGetDatum(row, 12, &isnull));
-	st->allow_self_approval = DatumGetBool(ApGetDatum(row, 13, &isnull));
-	st->on_expiry = ApGetCString(row, 14);
-	st->expires_in = ApGetDatum(row, 15, &st->expires_in_null);
-	st->expires_at = ApGetDatum(row, 16, &st->expires_at_null);
-	st->is_expired = DatumGetBool(ApGetDatum(row, 17, &isnull));
+	st->route_position = DatumGetInt32(ApGetDatum(row, CC_ROUTE_POSITION, &isnull));
+	st->allow_self_approval = DatumGetBool(ApGetDatum(row, CC_ALLOW_SELF_APPROVAL, &isnull));
+	st->on_expiry = ApGetCString(row, CC_ON_EXPIRY);
+	st->expires_in = ApGetDatum(row, CC_EXPIRES_IN, &st->expires_in_null);
+	st->expires_at = ApGetDatum(row, CC_EXPIRES_AT, &st->expires_at_null);
+	st->is_expired = DatumGetBool(ApGetDatum(row, CC_IS_EXPIRED, &isnull));
 }
 
 /* Lock and load a claim; false when it does not exist. */
 bool
 ApClaimLoad(const char *claim_id, ClaimState *st)
 {
-	static const char *sql =
-		"SELECT " CLAIM_STATE_COLUMNS " FROM approvals.claims WHERE id = $1 FOR UPDATE";
-	Oid			types[1] = {TEXTOID};
+	static const ApStmt sql = {
+		"SELECT " CLAIM_STATE_COLUMNS " FROM approvals.claims WHERE id = $1 FOR UPDATE",
+		1, {TEXTOID}
+	};
 	Datum		values[1] = {CStringGetTextDatum(claim_id)};
 
-	if (ApExec(sql, 1, types, values, NULL, 1) == 0)
+	if (ApExec(&sql, values, NULL, 1) == 0)
 		return false;
 	ClaimStateFromRow(st, 0);
 	return true;
@@ -121,14 +130,14 @@ ClaimAssignee(const ClaimState *st)
 void
 ApClaimStore(const ClaimState *st, const char *batch_id)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"UPDATE approvals.claims SET status = $2, reviewer = $3, approval_count = $4, "
 		"approved_by = $5, route_position = nullif($6, 0), assignee = $7, "
 		"expires_at = $8, batch_id = coalesce($9, batch_id), "
 		"decided_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END, "
-		"updated_at = now() WHERE id = $1";
-	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTARRAYOID,
-	INT4OID, TEXTOID, TIMESTAMPTZOID, TEXTOID};
+		"updated_at = now() WHERE id = $1",
+		9, {TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTARRAYOID, INT4OID, TEXTOID, TIMESTAMPTZOID, TEXTOID}
+	};
 	Datum		values[9];
 	bool		nulls[9] = {false};
 	const char *assignee = ClaimAssignee(st);
@@ -147,7 +156,7 @@ ApClaimStore(const ClaimState *st, const char *batch_id)
 	nulls[8] = (batch_id == NULL);
 	values[8] = nulls[8] ? (Datum) 0 : CStringGetTextDatum(batch_id);
 
-	if (ApExec(sql, 9, types, values, nulls, 0) != 1)
+	if (ApExec(&sql, values, nulls, 0) != 1)
 		elog(ERROR, "claim \"%s\" vanished while locked", st->id);
 }
 
@@ -159,12 +168,12 @@ int64
 ApClaimEvent(const ClaimState *st, const char *batch_id, const char *actor,
 		   const char *action, const char *from_status, const char *comment)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"INSERT INTO approvals.events (claim_id, batch_id, tenant, actor, action, "
 		"from_status, to_status, comment, snapshot_hash) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
-	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-	TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+		9, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}
+	};
 	const char *cols[9] = {st->id, batch_id, st->tenant, actor, action,
 	from_status, st->status, comment, st->snapshot_hash};
 	Datum		values[9];
@@ -177,7 +186,7 @@ ApClaimEvent(const ClaimState *st, const char *batch_id, const char *actor,
 		nulls[i] = (cols[i] == NULL);
 		values[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(cols[i]);
 	}
-	ApExec(sql, 9, types, values, nulls, 1);
+	ApExec(&sql, values, nulls, 1);
 	event_id = DatumGetInt64(ApGetDatum(0, 1, &isnull));
 	ApRunHandler(st->resource_type, st->id, event_id);
 	return event_id;
@@ -187,12 +196,14 @@ ApClaimEvent(const ClaimState *st, const char *batch_id, const char *actor,
 static Datum
 ClaimRowDatum(const char *claim_id)
 {
-	static const char *sql = "SELECT c FROM approvals.claims c WHERE id = $1";
-	Oid			types[1] = {TEXTOID};
+	static const ApStmt sql = {
+		"SELECT c FROM approvals.claims c WHERE id = $1",
+		1, {TEXTOID}
+	};
 	Datum		values[1] = {CStringGetTextDatum(claim_id)};
 	bool		isnull;
 
-	if (ApExec(sql, 1, types, values, NULL, 1) != 1)
+	if (ApExec(&sql, values, NULL, 1) != 1)
 		ApReportNoClaim(claim_id);
 	return SPI_datumTransfer(ApGetDatum(0, 1, &isnull), false, -1);
 }
@@ -285,65 +296,6 @@ CheckFields(Jsonb *fields)
 	}
 }
 
-static int
-CompareApprovers(const void *a, const void *b)
-{
-	return strcmp(*(char *const *) a, *(char *const *) b);
-}
-
-/*
- * 22023/22001 unless approvers is a non-empty list of at most AP_MAX_APPROVERS
- * distinct actor ids.
- */
-void
-ApCheckApprovers(char **approvers, int n)
-{
-	char	  **sorted;
-
-	if (n == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("approvers must not be empty"),
-				 errhint("Pass NULL for a claim without a route.")));
-	if (n > AP_MAX_APPROVERS)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("approvers lists %d actors; the limit is %d", n, AP_MAX_APPROVERS)));
-	for (int i = 0; i < n; i++)
-	{
-		if (approvers[i] == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("approvers must not contain NULL")));
-		ApCheckNotEmpty("approver", approvers[i]);
-		ApCheckLength("approver", approvers[i], AP_MAX_ACTOR);
-	}
-	sorted = palloc(sizeof(char *) * n);
-	memcpy(sorted, approvers, sizeof(char *) * n);
-	qsort(sorted, n, sizeof(char *), CompareApprovers);
-	for (int i = 1; i < n; i++)
-		if (strcmp(sorted[i - 1], sorted[i]) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("approvers lists \"%s\" twice", sorted[i])));
-	pfree(sorted);
-}
-
-/* 22023 unless 1 <= required <= n_approvers (when there is a route). */
-void
-ApCheckRequiredApprovals(int required, bool has_route, int n_approvers)
-{
-	if (required < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("required_approvals is %d; it must be at least 1", required)));
-	if (has_route && required > n_approvers)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("required_approvals is %d; the route has only %d approvers",
-						required, n_approvers)));
-}
-
 /*
  * Idempotency: record (requester, key) -> claim id, or find the first call's
  * claim.  Returns the existing claim id, or NULL when this call is the first.
@@ -352,13 +304,20 @@ char *
 ApIdempotencyLookup(const char *scope, const char *requester, const char *key,
 				 Datum request, const char *object_id)
 {
-	static const char *insert_sql =
+	static const ApStmt insert_sql = {
 		"INSERT INTO approvals.idempotency_keys (scope, requester, key, request, object_id) "
-		"VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
-	static const char *select_sql =
+		"VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+		5, {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID}
+	};
+	static const ApStmt select_sql = {
 		"SELECT request = $4, object_id FROM approvals.idempotency_keys "
-		"WHERE scope = $1 AND requester = $2 AND key = $3";
-	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID};
+		"WHERE scope = $1 AND requester = $2 AND key = $3",
+		5, {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTOID}
+	};
+	enum
+	{
+		IDEM_SAME_REQUEST = 1, IDEM_OBJECT_ID
+	};
 	Datum		values[5];
 	bool		isnull;
 
@@ -368,29 +327,31 @@ ApIdempotencyLookup(const char *scope, const char *requester, const char *key,
 	values[3] = request;
 	values[4] = CStringGetTextDatum(object_id);
 
-	if (ApExec(insert_sql, 5, types, values, NULL, 0) == 1)
+	if (ApExec(&insert_sql, values, NULL, 0) == 1)
 		return NULL;
-	if (ApExec(select_sql, 5, types, values, NULL, 1) != 1)
+	if (ApExec(&select_sql, values, NULL, 1) != 1)
 		elog(ERROR, "idempotency key \"%s\" vanished", key);
-	if (!DatumGetBool(ApGetDatum(0, 1, &isnull)))
+	if (!DatumGetBool(ApGetDatum(0, IDEM_SAME_REQUEST, &isnull)))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("idempotency key \"%s\" was already used with different arguments",
 						key),
 				 errdetail("The first call with this key created %s \"%s\".",
-						   scope, ApGetCString(0, 2))));
-	return ApGetCString(0, 2);
+						   scope, ApGetCString(0, IDEM_OBJECT_ID))));
+	return ApGetCString(0, IDEM_OBJECT_ID);
 }
 
 /* Does a claim with this id exist? */
 static bool
 ClaimExists(const char *claim_id)
 {
-	static const char *sql = "SELECT 1 FROM approvals.claims WHERE id = $1";
-	Oid			types[1] = {TEXTOID};
+	static const ApStmt sql = {
+		"SELECT 1 FROM approvals.claims WHERE id = $1",
+		1, {TEXTOID}
+	};
 	Datum		values[1] = {CStringGetTextDatum(claim_id)};
 
-	return ApExec(sql, 1, types, values, NULL, 1) == 1;
+	return ApExec(&sql, values, NULL, 1) == 1;
 }
 
 /* Cancel the resource's pending claim (if any) in favour of a new one. */
@@ -398,13 +359,16 @@ static void
 SupersedePending(const char *tenant, const char *resource_type,
 				 const char *resource_id, const char *actor, const char *new_id)
 {
-	static const char *sql_tenant =
+	static const ApStmt sql_tenant = {
 		"SELECT id FROM approvals.claims WHERE status = 'pending' AND tenant = $1 "
-		"AND resource_type = $2 AND resource_id = $3 FOR UPDATE";
-	static const char *sql_no_tenant =
+		"AND resource_type = $2 AND resource_id = $3 FOR UPDATE",
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	};
+	static const ApStmt sql_no_tenant = {
 		"SELECT id FROM approvals.claims WHERE status = 'pending' AND tenant IS NULL "
-		"AND resource_type = $2 AND resource_id = $3 FOR UPDATE";
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+		"AND resource_type = $2 AND resource_id = $3 FOR UPDATE",
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	};
 	Datum		values[3];
 	bool		nulls[3] = {tenant == NULL, false, false};
 	char	   *old_id;
@@ -414,7 +378,7 @@ SupersedePending(const char *tenant, const char *resource_type,
 	values[0] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
 	values[1] = CStringGetTextDatum(resource_type);
 	values[2] = CStringGetTextDatum(resource_id);
-	if (ApExec(tenant ? sql_tenant : sql_no_tenant, 3, types, values, nulls, 1) == 0)
+	if (ApExec(tenant ? &sql_tenant : &sql_no_tenant, values, nulls, 1) == 0)
 		return;
 	old_id = ApGetCString(0, 1);
 	if (!ApClaimLoad(old_id, &st))
@@ -549,17 +513,16 @@ approvals_submit(PG_FUNCTION_ARGS)
 
 	for (int attempt = 0;; attempt++)
 	{
-		static const char *sql =
+		static const ApStmt sql = {
 			"INSERT INTO approvals.claims (id, tenant, resource_type, resource_id, kind, "
 			"snapshot_hash, status, requester, note, title, context, fields, amount, "
 			"currency, priority, approvers, required_approvals, route_position, assignee, "
 			"allow_self_approval, on_expiry, expires_in, expires_at, idempotency_key) "
 			"VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $12, $13, $14, "
 			"$15, $16, CASE WHEN $15 IS NULL THEN NULL ELSE 1 END, $15[1], $17, $18, $19, "
-			"coalesce($20, now() + $19), $21) ON CONFLICT DO NOTHING";
-		Oid			types[21] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-			TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, NUMERICOID, TEXTOID, TEXTOID,
-			TEXTARRAYOID, INT4OID, BOOLOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID, TEXTOID};
+			"coalesce($20, now() + $19), $21) ON CONFLICT DO NOTHING",
+			21, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, NUMERICOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, BOOLOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID, TEXTOID}
+		};
 		const char *strs[21] = {id, tenant, resource_type, resource_id, kind,
 			snapshot_hash, call.caller.actor, note, title, context, NULL, NULL,
 		currency, priority};
@@ -591,7 +554,7 @@ approvals_submit(PG_FUNCTION_ARGS)
 		values[20] = idem_key ? CStringGetTextDatum(idem_key) : (Datum) 0;
 
 		SupersedePending(tenant, resource_type, resource_id, call.caller.actor, id);
-		if (ApExec(sql, 21, types, values, nulls, 0) == 1)
+		if (ApExec(&sql, values, nulls, 0) == 1)
 			break;
 		if (ClaimExists(id))
 			ereport(ERROR,

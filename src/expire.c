@@ -1,7 +1,7 @@
 /*
  * expire.c
  *		expire_due: expire (or escalate, per policy) pending claims past
- *		expires_at, a page at a time, each claim through the claim state machine
+ *		expires_at, a chunk of EXPIRE_CHUNK claims at a time, each claim through the claim state machine
  *		and its handler; a claim whose handler refuses stays pending and is
  *		skipped for the rest of the call.
  */
@@ -52,13 +52,13 @@ ExpireOne(const char *claim_id)
 	}
 }
 
-/* Claims per page of expire_due */
-#define EXPIRE_PAGE		1000
+/* Claims per chunk of expire_due */
+#define EXPIRE_CHUNK		1000
 
-/* What expire_due carries between pages. */
+/* What expire_due carries between chunks. */
 typedef struct ExpireState
 {
-	char	  **ids;			/* this page's claim ids (NULL once failed) */
+	char	  **ids;			/* this chunk's claim ids (NULL once failed) */
 	char	  **failed;			/* every claim whose handler refused, so far */
 	int			n_failed;
 	int			max_failed;
@@ -105,17 +105,22 @@ ExpireFailed(void *state, int idx, const char *message)
 Datum
 approvals_expire_due(PG_FUNCTION_ARGS)
 {
-	static const char *due_sql =
+	static const ApStmt due_sql = {
 		"SELECT c.id, EXISTS (SELECT 1 FROM approvals.handlers h "
 		"                     WHERE h.resource_type = c.resource_type) "
 		"FROM approvals.claims c "
 		"WHERE c.status = 'pending' AND c.expires_at <= now() AND NOT (c.id = ANY ($1)) "
-		"ORDER BY c.expires_at, c.id LIMIT $2 FOR UPDATE OF c SKIP LOCKED";
-	Oid			types[2] = {TEXTARRAYOID, INT4OID};
+		"ORDER BY c.expires_at, c.id LIMIT $2 FOR UPDATE OF c SKIP LOCKED",
+		2, {TEXTARRAYOID, INT4OID}
+	};
+	enum
+	{
+		DUE_ID = 1, DUE_HAS_HANDLER
+	};
 	Datum		values[2];
 	ApprovalsCall call;
 	ExpireState es;
-	MemoryContext page_cxt;
+	MemoryContext chunk_cxt;
 	MemoryContext oldcxt;
 	int			done = 0;
 
@@ -127,25 +132,25 @@ approvals_expire_due(PG_FUNCTION_ARGS)
 	es.keep = CurrentMemoryContext;
 	es.max_failed = 16;
 	es.failed = palloc(sizeof(char *) * es.max_failed);
-	page_cxt = AllocSetContextCreate(CurrentMemoryContext, "approvals expire page",
+	chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "approvals expire chunk",
 									 ALLOCSET_DEFAULT_SIZES);
-	values[1] = Int32GetDatum(EXPIRE_PAGE);
+	values[1] = Int32GetDatum(EXPIRE_CHUNK);
 	for (;;)
 	{
 		int			n;
 		bool		guarded = false;
 
-		MemoryContextReset(page_cxt);
-		oldcxt = MemoryContextSwitchTo(page_cxt);
+		MemoryContextReset(chunk_cxt);
+		oldcxt = MemoryContextSwitchTo(chunk_cxt);
 		values[0] = ApCStringArrayDatum(es.failed, es.n_failed);
-		n = ApExec(due_sql, 2, types, values, NULL, 0);
+		n = ApExec(&due_sql, values, NULL, 0);
 		es.ids = palloc(sizeof(char *) * Max(n, 1));
 		for (int i = 0; i < n; i++)
 		{
 			bool		isnull;
 
-			es.ids[i] = ApGetCString(i, 1);
-			if (DatumGetBool(ApGetDatum(i, 2, &isnull)))
+			es.ids[i] = ApGetCString(i, DUE_ID);
+			if (DatumGetBool(ApGetDatum(i, DUE_HAS_HANDLER, &isnull)))
 				guarded = true;
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -155,10 +160,10 @@ approvals_expire_due(PG_FUNCTION_ARGS)
 			if (es.ids[i] != NULL)
 				done++;
 		MemoryContextSwitchTo(oldcxt);
-		if (n < EXPIRE_PAGE)
+		if (n < EXPIRE_CHUNK)
 			break;
 	}
-	MemoryContextDelete(page_cxt);
+	MemoryContextDelete(chunk_cxt);
 	ApEnd(&call);
 	PG_RETURN_INT32(done);
 }

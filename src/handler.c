@@ -73,14 +73,17 @@ SearchPathNamesTemp(const char *setting)
 Datum
 approvals_set_handler(PG_FUNCTION_ARGS)
 {
-	static const char *upsert_sql =
+	static const ApStmt upsert_sql = {
 		"INSERT INTO approvals.handlers (resource_type, handler, search_path) "
 		"VALUES ($1, $2, $3) "
 		"ON CONFLICT (resource_type) DO UPDATE SET handler = EXCLUDED.handler, "
-		"search_path = EXCLUDED.search_path, created_at = now()";
-	static const char *delete_sql =
-		"DELETE FROM approvals.handlers WHERE resource_type = $1";
-	Oid			types[3] = {TEXTOID, REGPROCEDUREOID, TEXTOID};
+		"search_path = EXCLUDED.search_path, created_at = now()",
+		3, {TEXTOID, REGPROCEDUREOID, TEXTOID}
+	};
+	static const ApStmt delete_sql = {
+		"DELETE FROM approvals.handlers WHERE resource_type = $1",
+		1, {TEXTOID}
+	};
 	Datum		values[3];
 	char	   *resource_type;
 	ApprovalsCall call;
@@ -142,9 +145,9 @@ approvals_set_handler(PG_FUNCTION_ARGS)
 
 	ApBegin(&call);
 	if (PG_ARGISNULL(1))
-		ApExec(delete_sql, 1, types, values, NULL, 0);
+		ApExec(&delete_sql, values, NULL, 0);
 	else
-		ApExec(upsert_sql, 3, types, values, NULL, 0);
+		ApExec(&upsert_sql, values, NULL, 0);
 	ApEnd(&call);
 	PG_RETURN_VOID();
 }
@@ -160,18 +163,23 @@ approvals_set_handler(PG_FUNCTION_ARGS)
 void
 ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 {
-	static const char *handler_sql =
-		"SELECT handler::oid, search_path FROM approvals.handlers WHERE resource_type = $1";
-	Oid			types[1] = {TEXTOID};
+	static const ApStmt handler_sql = {
+		"SELECT handler::oid, search_path FROM approvals.handlers WHERE resource_type = $1",
+		1, {TEXTOID}
+	};
+	enum
+	{
+		H_HANDLER = 1, H_SEARCH_PATH
+	};
 	Datum		values[1] = {CStringGetTextDatum(resource_type)};
 	bool		isnull;
 	Oid			handler;
 	char	   *path;
 
-	if (ApExec(handler_sql, 1, types, values, NULL, 1) == 0)
+	if (ApExec(&handler_sql, values, NULL, 1) == 0)
 		return;
-	handler = DatumGetObjectId(ApGetDatum(0, 1, &isnull));
-	path = ApGetCString(0, 2);
+	handler = DatumGetObjectId(ApGetDatum(0, H_HANDLER, &isnull));
+	path = ApGetCString(0, H_SEARCH_PATH);
 	SPI_freetuptable(SPI_tuptable);
 	ApInvokeHandler(handler, path, claim_id, event_id);
 }
@@ -186,10 +194,14 @@ ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 void
 ApInvokeHandler(Oid handler, const char *path, const char *claim_id, int64 event_id)
 {
-	static const char *claim_sql = "SELECT c FROM approvals.claims c WHERE id = $1";
-	static const char *event_sql = "SELECT e FROM approvals.events e WHERE id = $1";
-	Oid			types[1] = {TEXTOID};
-	Oid			event_types[1] = {INT8OID};
+	static const ApStmt claim_sql = {
+		"SELECT c FROM approvals.claims c WHERE id = $1",
+		1, {TEXTOID}
+	};
+	static const ApStmt event_sql = {
+		"SELECT e FROM approvals.events e WHERE id = $1",
+		1, {INT8OID}
+	};
 	Datum		values[1] = {CStringGetTextDatum(claim_id)};
 	Datum		event_values[1] = {Int64GetDatum(event_id)};
 	bool		isnull;
@@ -206,11 +218,11 @@ ApInvokeHandler(Oid handler, const char *path, const char *claim_id, int64 event
 
 	LOCAL_FCINFO(hcinfo, 2);
 
-	if (ApExec(claim_sql, 1, types, values, NULL, 1) != 1)
+	if (ApExec(&claim_sql, values, NULL, 1) != 1)
 		ApReportNoClaim(claim_id);
 	claim_table = SPI_tuptable;
 	claim_row = ApGetDatum(0, 1, &isnull);
-	if (ApExec(event_sql, 1, event_types, event_values, NULL, 1) != 1)
+	if (ApExec(&event_sql, event_values, NULL, 1) != 1)
 		elog(ERROR, "event " INT64_FORMAT " not found", event_id);
 	event_table = SPI_tuptable;
 	event_row = ApGetDatum(0, 1, &isnull);
@@ -251,34 +263,24 @@ ApInvokeHandler(Oid handler, const char *path, const char *claim_id, int64 event
 /*
  * Run one set-based statement over a group of claims (parameter $1: their
  * ids as text[], or their row locations as tid[]) that returns, for each
- * claim it changed whose resource type has a handler, (claim_id, event_id,
- * handler, search_path); then run those handlers (no second look-up per
- * claim).
+ * claim it changed whose resource type has a handler, the columns of
+ * ApplyRow; then run those handlers (no second look-up per claim).
  */
-void
-ApApplyStatement(const char *sql, Oid array_type, Datum array, int nextra,
-			   const Oid *extra_types, const Datum *extra_values, const bool *extra_nulls)
+enum ApplyRow
 {
-	Oid			types[6];
-	Datum		values[6];
-	bool		nulls[6];
+	APPLY_CLAIM_ID = 1, APPLY_EVENT_ID, APPLY_HANDLER, APPLY_SEARCH_PATH
+};
+
+void
+ApApplyStatement(const ApStmt *stmt, const Datum *values, const bool *nulls)
+{
 	int			rows;
 	char	  **claim_ids;
 	int64	   *event_ids;
 	Oid		   *handlers;
 	char	  **paths;
 
-	Assert(nextra < 6);
-	types[0] = array_type;
-	values[0] = array;
-	nulls[0] = false;
-	for (int i = 0; i < nextra; i++)
-	{
-		types[i + 1] = extra_types[i];
-		values[i + 1] = extra_values[i];
-		nulls[i + 1] = extra_nulls[i];
-	}
-	rows = ApExec(sql, nextra + 1, types, values, nulls, 0);
+	rows = ApExec(stmt, values, nulls, 0);
 	if (rows == 0)
 		return;
 	claim_ids = palloc(sizeof(char *) * rows);
@@ -289,10 +291,10 @@ ApApplyStatement(const char *sql, Oid array_type, Datum array, int nextra,
 	{
 		bool		isnull;
 
-		claim_ids[i] = ApGetCString(i, 1);
-		event_ids[i] = DatumGetInt64(ApGetDatum(i, 2, &isnull));
-		handlers[i] = DatumGetObjectId(ApGetDatum(i, 3, &isnull));
-		paths[i] = ApGetCString(i, 4);
+		claim_ids[i] = ApGetCString(i, APPLY_CLAIM_ID);
+		event_ids[i] = DatumGetInt64(ApGetDatum(i, APPLY_EVENT_ID, &isnull));
+		handlers[i] = DatumGetObjectId(ApGetDatum(i, APPLY_HANDLER, &isnull));
+		paths[i] = ApGetCString(i, APPLY_SEARCH_PATH);
 	}
 	SPI_freetuptable(SPI_tuptable);
 	for (int i = 0; i < rows; i++)

@@ -1,7 +1,8 @@
 /*
  * policy.c
- *		Policies: set_policy, the policy that applies to a claim at submit, and
- *		the rules for a policy's expires_in.
+ *		Policies: set_policy, the policy that applies to a claim at submit, the
+ *		rules for a policy's expires_in, and the rules of a route (approvers and
+ *		required_approvals), which submit shares.
  */
 #include "postgres.h"
 
@@ -43,7 +44,7 @@ ApExpiresInProblem(Datum expires_in)
 Datum
 approvals_set_policy(PG_FUNCTION_ARGS)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"INSERT INTO approvals.policies AS p (resource_type, kind, tenant, approvers, "
 		"required_approvals, auto_approve_below, expires_in, on_expiry, allow_self_approval) "
 		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
@@ -51,9 +52,9 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 		"approvers = EXCLUDED.approvers, required_approvals = EXCLUDED.required_approvals, "
 		"auto_approve_below = EXCLUDED.auto_approve_below, expires_in = EXCLUDED.expires_in, "
 		"on_expiry = EXCLUDED.on_expiry, allow_self_approval = EXCLUDED.allow_self_approval, "
-		"updated_at = now()";
-	Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, NUMERICOID,
-	INTERVALOID, TEXTOID, BOOLOID};
+		"updated_at = now()",
+		9, {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, NUMERICOID, INTERVALOID, TEXTOID, BOOLOID}
+	};
 	Datum		values[9];
 	bool		nulls[9];
 	char	   *resource_type = ApArgCString(fcinfo, 0);
@@ -118,7 +119,7 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 
 	ApBegin(&call);
 	ApRequireTenant(&call.caller, tenant, "set policies");
-	ApExec(sql, 9, types, values, nulls, 0);
+	ApExec(&sql, values, nulls, 0);
 	ApEnd(&call);
 	PG_RETURN_VOID();
 }
@@ -128,14 +129,20 @@ void
 ApPolicyLookup(const char *tenant, const char *resource_type, const char *kind,
 			 PolicyMatch *pm)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"SELECT approvers, required_approvals, auto_approve_below, expires_in, "
 		"on_expiry, allow_self_approval FROM approvals.policies "
 		"WHERE (tenant IS NULL OR tenant = $1) "
 		"AND (resource_type IS NULL OR resource_type = $2) "
 		"AND (kind IS NULL OR kind = $3) "
-		"ORDER BY tenant IS NULL, resource_type IS NULL, kind IS NULL LIMIT 1";
-	Oid			types[3] = {TEXTOID, TEXTOID, TEXTOID};
+		"ORDER BY tenant IS NULL, resource_type IS NULL, kind IS NULL LIMIT 1",
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	};
+	enum
+	{
+		P_APPROVERS = 1, P_REQUIRED_APPROVALS, P_AUTO_APPROVE_BELOW, P_EXPIRES_IN, P_ON_EXPIRY,
+		P_ALLOW_SELF_APPROVAL
+	};
 	Datum		values[3];
 	bool		nulls[3] = {tenant == NULL, false, false};
 	bool		isnull;
@@ -144,7 +151,7 @@ ApPolicyLookup(const char *tenant, const char *resource_type, const char *kind,
 	values[1] = CStringGetTextDatum(resource_type);
 	values[2] = CStringGetTextDatum(kind);
 	memset(pm, 0, sizeof(*pm));
-	if (ApExec(sql, 3, types, values, nulls, 1) == 0)
+	if (ApExec(&sql, values, nulls, 1) == 0)
 	{
 		pm->approvers_null = pm->auto_approve_null = pm->expires_in_null = true;
 		pm->required_approvals = 1;
@@ -152,10 +159,73 @@ ApPolicyLookup(const char *tenant, const char *resource_type, const char *kind,
 		return;
 	}
 	pm->found = true;
-	pm->approvers = ApGetDatum(0, 1, &pm->approvers_null);
-	pm->required_approvals = DatumGetInt32(ApGetDatum(0, 2, &isnull));
-	pm->auto_approve_below = ApGetDatum(0, 3, &pm->auto_approve_null);
-	pm->expires_in = ApGetDatum(0, 4, &pm->expires_in_null);
-	pm->on_expiry = ApGetCString(0, 5);
-	pm->allow_self_approval = DatumGetBool(ApGetDatum(0, 6, &isnull));
+	pm->approvers = ApGetDatum(0, P_APPROVERS, &pm->approvers_null);
+	pm->required_approvals = DatumGetInt32(ApGetDatum(0, P_REQUIRED_APPROVALS, &isnull));
+	pm->auto_approve_below = ApGetDatum(0, P_AUTO_APPROVE_BELOW, &pm->auto_approve_null);
+	pm->expires_in = ApGetDatum(0, P_EXPIRES_IN, &pm->expires_in_null);
+	pm->on_expiry = ApGetCString(0, P_ON_EXPIRY);
+	pm->allow_self_approval = DatumGetBool(ApGetDatum(0, P_ALLOW_SELF_APPROVAL, &isnull));
+}
+
+/* ------------------------------------------------------------------------
+ * Routes (of policies and of claims)
+ * ------------------------------------------------------------------------ */
+
+static int
+CompareApprovers(const void *a, const void *b)
+{
+	return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/*
+ * 22023/22001 unless approvers is a non-empty list of at most AP_MAX_APPROVERS
+ * distinct actor ids.
+ */
+void
+ApCheckApprovers(char **approvers, int n)
+{
+	char	  **sorted;
+
+	if (n == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("approvers must not be empty"),
+				 errhint("Pass NULL for a claim without a route.")));
+	if (n > AP_MAX_APPROVERS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("approvers lists %d actors; the limit is %d", n, AP_MAX_APPROVERS)));
+	for (int i = 0; i < n; i++)
+	{
+		if (approvers[i] == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("approvers must not contain NULL")));
+		ApCheckNotEmpty("approver", approvers[i]);
+		ApCheckLength("approver", approvers[i], AP_MAX_ACTOR);
+	}
+	sorted = palloc(sizeof(char *) * n);
+	memcpy(sorted, approvers, sizeof(char *) * n);
+	qsort(sorted, n, sizeof(char *), CompareApprovers);
+	for (int i = 1; i < n; i++)
+		if (strcmp(sorted[i - 1], sorted[i]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("approvers lists \"%s\" twice", sorted[i])));
+	pfree(sorted);
+}
+
+/* 22023 unless 1 <= required <= n_approvers (when there is a route). */
+void
+ApCheckRequiredApprovals(int required, bool has_route, int n_approvers)
+{
+	if (required < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("required_approvals is %d; it must be at least 1", required)));
+	if (has_route && required > n_approvers)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("required_approvals is %d; the route has only %d approvers",
+						required, n_approvers)));
 }

@@ -20,7 +20,7 @@ typedef struct PlanEntry
 	const char *sql;			/* hash key: the statement's text (a copy) */
 	SPIPlanPtr	plan;
 	int			nargs;
-	Oid			argtypes[FUNC_MAX_ARGS];
+	Oid			argtypes[AP_STMT_MAX_ARGS];
 } PlanEntry;
 
 static HTAB *plan_cache = NULL;
@@ -31,12 +31,15 @@ static HTAB *plan_cache = NULL;
  * plan and no two texts can ever share one.
  */
 static SPIPlanPtr
-ApPlan(const char *sql, int nargs, const Oid *argtypes)
+ApPlan(const ApStmt *stmt)
 {
+	const char *sql = stmt->sql;
+	int			nargs = stmt->nargs;
+	const Oid  *argtypes = stmt->argtypes;
 	PlanEntry  *entry;
 	bool		found;
 
-	if (nargs < 0 || nargs > FUNC_MAX_ARGS)
+	if (nargs < 0 || nargs > AP_STMT_MAX_ARGS)
 		elog(ERROR, "statement with %d parameters", nargs);
 	if (plan_cache == NULL)
 		plan_cache = ApStringHashCreate("approvals plans", 64, sizeof(PlanEntry),
@@ -87,21 +90,20 @@ ApNullsString(int nargs, const bool *isnull, char *nulls)
  * Returns the number of rows processed; results are in SPI_tuptable.
  */
 int
-ApExec(const char *sql, int nargs, const Oid *argtypes,
-	   const Datum *values, const bool *isnull, long tcount)
+ApExec(const ApStmt *stmt, const Datum *values, const bool *isnull, long tcount)
 {
-	SPIPlanPtr	plan = ApPlan(sql, nargs, argtypes);
-	char		nulls[FUNC_MAX_ARGS + 1];
+	SPIPlanPtr	plan = ApPlan(stmt);
+	char		nulls[AP_STMT_MAX_ARGS + 1];
 	int			rc;
 	MemoryContext caller_cxt;
 
-	ApNullsString(nargs, isnull, nulls);
+	ApNullsString(stmt->nargs, isnull, nulls);
 	caller_cxt = CurrentMemoryContext;
 	rc = SPI_execute_plan(plan, (Datum *) values, nulls, false, tcount);
 	MemoryContextSwitchTo(caller_cxt);
 	if (rc < 0)
 		elog(ERROR, "SPI_execute_plan failed (%s) for \"%s\"",
-			 SPI_result_code_string(rc), sql);
+			 SPI_result_code_string(rc), stmt->sql);
 	return (int) SPI_processed;
 }
 
@@ -112,18 +114,17 @@ ApExec(const char *sql, int nargs, const Oid *argtypes,
  * the statement's columns must match desc.
  */
 void
-ApExecIntoTuplestore(const char *sql, int nargs, const Oid *argtypes,
-					 const Datum *values, const bool *isnull,
+ApExecIntoTuplestore(const ApStmt *stmt, const Datum *values, const bool *isnull,
 					 Tuplestorestate *store, TupleDesc desc)
 {
-	SPIPlanPtr	plan = ApPlan(sql, nargs, argtypes);
-	char		nulls[FUNC_MAX_ARGS + 1];
+	SPIPlanPtr	plan = ApPlan(stmt);
+	char		nulls[AP_STMT_MAX_ARGS + 1];
 	Portal		portal;
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	Datum	   *cols = palloc(sizeof(Datum) * desc->natts);
 	bool	   *colnulls = palloc(sizeof(bool) * desc->natts);
 
-	ApNullsString(nargs, isnull, nulls);
+	ApNullsString(stmt->nargs, isnull, nulls);
 	portal = SPI_cursor_open(NULL, plan, (Datum *) values, nulls, false);
 	MemoryContextSwitchTo(caller_cxt);
 	for (;;)

@@ -27,9 +27,10 @@ PG_FUNCTION_INFO_V1(approvals_visible_tenants);
 bool
 ApTenantAllowed(const ApprovalsCaller *caller, const char *tenant)
 {
-	static const char *sql =
-		"SELECT member FROM approvals.tenant_grants WHERE tenant = $1";
-	Oid			types[1] = {TEXTOID};
+	static const ApStmt sql = {
+		"SELECT member FROM approvals.tenant_grants WHERE tenant = $1",
+		1, {TEXTOID}
+	};
 	Datum		values[1];
 	bool		nulls[1] = {false};
 	uint64		n;
@@ -38,7 +39,7 @@ ApTenantAllowed(const ApprovalsCaller *caller, const char *tenant)
 		return true;
 
 	values[0] = CStringGetTextDatum(tenant);
-	n = ApExec(sql, 1, types, values, nulls, 0);
+	n = ApExec(&sql, values, nulls, 0);
 	for (uint64 i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -57,19 +58,25 @@ ApTenantAllowed(const ApprovalsCaller *caller, const char *tenant)
 Datum
 ApVisibleTenants(Oid roleid)
 {
-	static const char *sql =
-		"SELECT DISTINCT tenant, member FROM approvals.tenant_grants ORDER BY tenant";
+	static const ApStmt sql = {
+		"SELECT DISTINCT tenant, member FROM approvals.tenant_grants ORDER BY tenant",
+		0, {InvalidOid}
+	};
+	enum
+	{
+		G_TENANT = 1, G_MEMBER
+	};
 	char	  **tenants;
 	int			n = 0;
 	int			rows;
 
-	rows = ApExec(sql, 0, NULL, NULL, NULL, 0);
+	rows = ApExec(&sql, NULL, NULL, 0);
 	tenants = palloc(sizeof(char *) * Max(rows, 1));
 	for (int i = 0; i < rows; i++)
 	{
 		bool		isnull;
-		Oid			member = DatumGetObjectId(ApGetDatum(i, 2, &isnull));
-		char	   *tenant = ApGetCString(i, 1);
+		Oid			member = DatumGetObjectId(ApGetDatum(i, G_MEMBER, &isnull));
+		char	   *tenant = ApGetCString(i, G_TENANT);
 
 		if (ApRoleHasPrivsOf(roleid, member) &&
 			(n == 0 || strcmp(tenants[n - 1], tenant) != 0))
@@ -91,9 +98,8 @@ ApRequireTenant(const ApprovalsCaller *caller, const char *tenant, const char *w
 
 /* Shared argument handling of grant_tenant and revoke_tenant. */
 static void
-TenantGrantChange(FunctionCallInfo fcinfo, const char *sql, const char *what)
+TenantGrantChange(FunctionCallInfo fcinfo, const ApStmt *stmt, const char *what)
 {
-	Oid			types[2] = {TEXTOID, OIDOID};
 	Datum		values[2];
 	char	   *tenant;
 	ApprovalsCall call;
@@ -116,7 +122,7 @@ TenantGrantChange(FunctionCallInfo fcinfo, const char *sql, const char *what)
 	values[1] = PG_GETARG_DATUM(1);
 
 	ApBegin(&call);
-	ApExec(sql, 2, types, values, NULL, 0);
+	ApExec(stmt, values, NULL, 0);
 	ApEnd(&call);
 }
 
@@ -124,11 +130,13 @@ TenantGrantChange(FunctionCallInfo fcinfo, const char *sql, const char *what)
 Datum
 approvals_grant_tenant(PG_FUNCTION_ARGS)
 {
-	static const char *sql =
+	static const ApStmt sql = {
 		"INSERT INTO approvals.tenant_grants (tenant, member) VALUES ($1, $2) "
-		"ON CONFLICT DO NOTHING";
+		"ON CONFLICT DO NOTHING",
+		2, {TEXTOID, OIDOID}
+	};
 
-	TenantGrantChange(fcinfo, sql, "grant tenants");
+	TenantGrantChange(fcinfo, &sql, "grant tenants");
 	PG_RETURN_VOID();
 }
 
@@ -136,10 +144,12 @@ approvals_grant_tenant(PG_FUNCTION_ARGS)
 Datum
 approvals_revoke_tenant(PG_FUNCTION_ARGS)
 {
-	static const char *sql =
-		"DELETE FROM approvals.tenant_grants WHERE tenant = $1 AND member = $2";
+	static const ApStmt sql = {
+		"DELETE FROM approvals.tenant_grants WHERE tenant = $1 AND member = $2",
+		2, {TEXTOID, OIDOID}
+	};
 
-	TenantGrantChange(fcinfo, sql, "revoke tenants");
+	TenantGrantChange(fcinfo, &sql, "revoke tenants");
 	PG_RETURN_VOID();
 }
 

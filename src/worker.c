@@ -162,7 +162,7 @@ typedef struct LauncherState
 /*
  * Look at the queue: is the extension there, at the library's version, and
  * how many batches could be taken?  (A library replaced before ALTER
- * EXTENSION UPDATE waits for the update instead of failing every step.)
+ * EXTENSION UPDATE waits for the update instead of failing every unit of work.)
  */
 static void
 LauncherLook(void *arg)
@@ -188,7 +188,10 @@ LauncherLook(void *arg)
 static void
 LauncherExpire(void *arg pg_attribute_unused())
 {
-	static const char *expire_sql = "SELECT approvals.expire_due()";
+	static const ApStmt expire_sql = {
+		"SELECT approvals.expire_due()",
+		0, {InvalidOid}
+	};
 	ApprovalsCall call;
 
 	if (!ApLockExtension())
@@ -196,7 +199,7 @@ LauncherExpire(void *arg pg_attribute_unused())
 	ApEnterSafe(&call);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ApExec(expire_sql, 0, NULL, NULL, NULL, 1);
+	ApExec(&expire_sql, NULL, NULL, 1);
 	SPI_finish();
 	ApLeaveSafe(&call);
 }
