@@ -1,4 +1,7 @@
--- approvals 0.1.0: the claims core.
+-- approvals 0.2.0: the catalogue of the API, in the order of the README: roles,
+-- tables (claims, events, policies, handlers, tenants, batches), the audit log,
+-- tenant visibility, claims, policies and handlers, the JSON layer, batches,
+-- privileges.
 -- Declarations only: every decision is made in C (src/); the JSON layer is a
 -- thin SQL wrapper over the C functions.
 
@@ -11,6 +14,9 @@ DO $roles$
 DECLARE
     r text;
 BEGIN
+    -- Roles are cluster-wide: CREATE EXTENSION in two databases at once must not
+    -- both create them (the second would fail on a duplicate role name).
+    LOCK TABLE pg_catalog.pg_authid, pg_catalog.pg_auth_members IN SHARE ROW EXCLUSIVE MODE;
     FOREACH r IN ARRAY ARRAY['approvals_reader', 'approvals_requester',
                              'approvals_reviewer', 'approvals_coordinator',
                              'approvals_admin', 'approvals_platform']
@@ -27,6 +33,8 @@ GRANT approvals_reader TO approvals_requester, approvals_reviewer,
 GRANT approvals_reader, approvals_requester, approvals_reviewer,
       approvals_coordinator TO approvals_platform;
 
+COMMENT ON SCHEMA approvals IS
+    'Approval workflows and bulk approval batches (extension approvals)';
 REVOKE ALL ON SCHEMA approvals FROM PUBLIC;
 GRANT USAGE ON SCHEMA approvals TO approvals_reader, approvals_requester,
       approvals_reviewer, approvals_coordinator, approvals_admin, approvals_platform;
@@ -80,6 +88,12 @@ CREATE UNIQUE INDEX claims_one_pending_per_resource
 CREATE INDEX claims_pending_expiry ON approvals.claims (expires_at)
     WHERE status = 'pending' AND expires_at IS NOT NULL;
 CREATE INDEX claims_resource ON approvals.claims (resource_type, resource_id);
+COMMENT ON INDEX approvals.claims_one_pending_per_resource IS
+    'One pending claim per (tenant, resource_type, resource_id): submit supersedes on it';
+COMMENT ON INDEX approvals.claims_pending_expiry IS
+    'The pending claims that can expire, by deadline (expire_due)';
+COMMENT ON INDEX approvals.claims_resource IS
+    'A resource''s claims, pending or not';
 
 CREATE TABLE approvals.events (
     id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -98,6 +112,12 @@ COMMENT ON TABLE approvals.events IS
     'Append-only audit log: one row per claim state change';
 CREATE INDEX events_claim ON approvals.events (claim_id, id);
 CREATE INDEX events_batch ON approvals.events (batch_id) WHERE batch_id IS NOT NULL;
+COMMENT ON SEQUENCE approvals.events_id_seq IS
+    'Event ids: the order of the audit log';
+COMMENT ON INDEX approvals.events_claim IS
+    'A claim''s events in order';
+COMMENT ON INDEX approvals.events_batch IS
+    'The events of a batch (revert, results)';
 
 CREATE TABLE approvals.policies (
     id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -117,6 +137,8 @@ CREATE TABLE approvals.policies (
 );
 COMMENT ON TABLE approvals.policies IS
     'Approval policies matched at submit (NULL columns match anything)';
+COMMENT ON SEQUENCE approvals.policies_id_seq IS
+    'Policy ids';
 
 CREATE TABLE approvals.handlers (
     resource_type text PRIMARY KEY,
@@ -189,6 +211,10 @@ COMMENT ON TABLE approvals.batches IS
 CREATE INDEX batches_queue ON approvals.batches (queued_at, id)
     WHERE status IN ('queued', 'processing');
 CREATE INDEX batches_created ON approvals.batches (created_at DESC, id DESC);
+COMMENT ON INDEX approvals.batches_queue IS
+    'Batches that can be taken, oldest first (the queue)';
+COMMENT ON INDEX approvals.batches_created IS
+    'Batches newest first (list_batches)';
 
 CREATE TABLE approvals.batch_items (
     batch_id     text NOT NULL,
@@ -220,6 +246,12 @@ CREATE TRIGGER events_no_update_delete BEFORE UPDATE OR DELETE ON approvals.even
     FOR EACH ROW EXECUTE FUNCTION approvals.events_append_only();
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON approvals.events
     FOR EACH STATEMENT EXECUTE FUNCTION approvals.events_append_only();
+COMMENT ON FUNCTION approvals.events_append_only() IS
+    'Trigger of approvals.events: refuses UPDATE, DELETE and TRUNCATE (39P01 when called directly)';
+COMMENT ON TRIGGER events_no_update_delete ON approvals.events IS
+    'The audit log is append-only: no UPDATE or DELETE, whoever asks';
+COMMENT ON TRIGGER events_no_truncate ON approvals.events IS
+    'The audit log is append-only: no TRUNCATE, whoever asks';
 
 -- ---------------------------------------------------------------------------
 -- Tenant visibility (row-level security for roles that are not platform/admin)
@@ -251,6 +283,12 @@ CREATE POLICY events_tenant_isolation ON approvals.events FOR SELECT
     USING (tenant IS NULL
            OR (SELECT approvals.sees_all_tenants())
            OR tenant = ANY ((SELECT approvals.visible_tenants())::text[]));
+COMMENT ON POLICY policies_tenant_isolation ON approvals.policies IS
+    'Tenant isolation: a policy of a tenant is visible to roles granted that tenant, platform and admin';
+COMMENT ON POLICY claims_tenant_isolation ON approvals.claims IS
+    'Tenant isolation: a claim of a tenant is visible to roles granted that tenant, platform and admin';
+COMMENT ON POLICY events_tenant_isolation ON approvals.events IS
+    'Tenant isolation: an event of a tenant''s claim is visible as the claim is';
 
 ALTER TABLE approvals.batches ENABLE ROW LEVEL SECURITY;
 ALTER TABLE approvals.batch_items ENABLE ROW LEVEL SECURITY;
@@ -260,6 +298,10 @@ CREATE POLICY batches_tenant_isolation ON approvals.batches FOR SELECT
            OR tenant = ANY ((SELECT approvals.visible_tenants())::text[]));
 CREATE POLICY batch_items_tenant_isolation ON approvals.batch_items FOR SELECT
     USING (EXISTS (SELECT 1 FROM approvals.batches b WHERE b.id = batch_id));
+COMMENT ON POLICY batches_tenant_isolation ON approvals.batches IS
+    'Tenant isolation: a batch of a tenant is visible to roles granted that tenant, platform and admin';
+COMMENT ON POLICY batch_items_tenant_isolation ON approvals.batch_items IS
+    'Tenant isolation: an item is visible when its batch is';
 
 REVOKE ALL ON ALL TABLES IN SCHEMA approvals FROM PUBLIC;
 GRANT SELECT ON approvals.claims, approvals.events, approvals.policies,
