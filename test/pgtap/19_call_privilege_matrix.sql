@@ -1,4 +1,4 @@
--- 19_privilege_matrix: every function and procedure of schema approvals, called
+-- 19_call_privilege_matrix: every function and procedure of schema approvals, called
 -- as a member of each group role, as a role with no approvals role and as a role
 -- that is a member of nothing (what PUBLIC gets), is allowed or refused with
 -- 42501 exactly as the README's "Roles and tenants" table says.

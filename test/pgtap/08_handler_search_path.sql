@@ -1,4 +1,4 @@
--- 08_handler_path: a handler runs with the search_path recorded by set_handler (pg_temp
+-- 08_handler_search_path: a handler runs with the search_path recorded by set_handler (pg_temp
 -- last), never with the caller's, so a caller cannot steer the handler owner's code to
 -- objects of its choosing (a temporary table, or a schema put first in its path).
 BEGIN;

@@ -1,4 +1,4 @@
--- 15_batch_privileges: who may call the batch functions (PUBLIC nothing,
+-- 15_batch_api_privileges: who may call the batch functions (PUBLIC nothing,
 -- readers read, coordinators act, admins purge), that the C functions check
 -- the role themselves even when EXECUTE is granted directly, that nobody
 -- writes the batch tables directly, and tenant isolation of batches (RLS,

@@ -1,4 +1,4 @@
--- 06_json: the JSON layer for claims — api_submit (seed 001, POST /v0/approvals)
+-- 06_json_claims: the JSON layer for claims — api_submit (seed 001, POST /v0/approvals)
 -- and api_respond (seed 004, approval interaction response): field names,
 -- value types, timestamp format, mapping onto submit/decide and errors.
 BEGIN;

@@ -1,4 +1,4 @@
--- 01_schema_roles: the shape of the claims API (relations, functions, argument
+-- 01_call_roles: the shape of the claims API (relations, functions, argument
 -- names), the six group roles, what each of them (and a role with none) may do,
 -- that PUBLIC gets nothing, and that approvals.events is append-only.
 BEGIN;

@@ -1,4 +1,4 @@
--- 13_batch_threshold: failure thresholds — max_failures (a count) and
+-- 13_batch_revert_threshold: failure thresholds — max_failures (a count) and
 -- max_failure_ratio (of total_claims); exceeding one with on_threshold
 -- 'rollback' stops the batch, reverts every claim it decided and ends it
 -- 'failed' ("failure threshold exceeded: F of T claims failed"); 'continue'

@@ -1,4 +1,4 @@
--- 09_hostile_inputs: the inputs that once crashed the server or raised XX000,
+-- 09_call_hostile_inputs: the inputs that once crashed the server or raised XX000,
 -- each with the error a user should see instead, and the rules that gave
 -- different answers for the same role:
 --   - json_required / json_text_array with a NULL key or NULL flag (segfault)
@@ -9,7 +9,7 @@
 --   - a route of a million approvers (quadratic duplicate check that ignored cancel),
 --     routes not numbered from 1, intervals that overflow or end before they start,
 --     procedures as handlers, "pg_temp" as a substring of the search_path, list_batches after a column was dropped, idempotency
---     fingerprints that changed with TimeZone (wait_batch in REPEATABLE READ: 20_batch_wait_snapshot)
+--     fingerprints that changed with TimeZone (wait_batch in REPEATABLE READ: 20_batch_api_wait_snapshot)
 --   - a NOINHERIT member gets the same answer for group roles and tenant grants
 --     (has_privs_of_role for both; tenants used is_member_of_role)
 BEGIN;

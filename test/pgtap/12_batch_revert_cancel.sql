@@ -1,4 +1,4 @@
--- 12_batch_cancel: approvals.cancel_batch — pending and queued batches are
+-- 12_batch_revert_cancel: approvals.cancel_batch — pending and queued batches are
 -- cancelled with nothing to revert; a processing batch has every claim it
 -- decided put back to pending (events 'reverted', items 'reverted', counters);
 -- a handler refusing a revert keeps that claim decided ('Revert failed: ...');

@@ -1,4 +1,4 @@
--- 05_tenants: grant_tenant / revoke_tenant, row-level security on claims and
+-- 05_tenant: grant_tenant / revoke_tenant, row-level security on claims and
 -- events, and 42501 when acting on another tenant's claim.
 BEGIN;
 SELECT plan(43);

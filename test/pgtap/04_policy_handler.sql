@@ -1,4 +1,4 @@
--- 04_policies_handlers: set_policy (defaults filled at submit, explicit
+-- 04_policy_handler: set_policy (defaults filled at submit, explicit
 -- arguments win, auto-approve, expires_in, self-approval, upsert, most
 -- specific match wins, errors) and set_handler (runs as its owner with every
 -- state change in the same transaction; a raising handler undoes the change).

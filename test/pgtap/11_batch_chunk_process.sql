@@ -1,4 +1,4 @@
--- 11_batch_process: approvals.process_batch — one result row per claim in
+-- 11_batch_chunk_process: approvals.process_batch — one result row per claim in
 -- batch order, every item error text, what a decided claim looks like (status,
 -- reviewer, batch_id, event), the batch counters and amounts, reject batches,
 -- batch decisions bypassing routes and quorums, self-approval policies,

@@ -1,4 +1,4 @@
--- 07_expiry: expires_at, decide on an overdue claim, and expire_due() with
+-- 07_expire: expires_at, decide on an overdue claim, and expire_due() with
 -- on_expiry 'expire' and 'escalate' (next approver, restarted clock, end of
 -- route), handlers on expiry, and the count it returns.
 --

@@ -1,4 +1,4 @@
--- 14_batch_json: the JSON layer of seed 000 (bulk approval processor):
+-- 14_json_batches: the JSON layer of seed 000 (bulk approval processor):
 -- api_create_batch, api_update_batch, api_cancel_batch, api_get_batch and
 -- api_list_batches — exact key sets, values, 'failed' items shown as
 -- 'rejected' with their error, rejected_count = rejected + failed,

@@ -1,4 +1,4 @@
--- 16_batch_large: one batch of 100000 claims, processed by process_batch in
+-- 16_batch_chunk_large: one batch of 100000 claims, processed by process_batch in
 -- the caller's transaction.  Correctness only (no timing assertions): every
 -- item approved, in batch order, every claim approved exactly once by the
 -- batch, and exact counters and amounts.

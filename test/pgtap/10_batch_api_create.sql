@@ -1,4 +1,4 @@
--- 10_batch_create: approvals.create_batch, update_batch and start_batch —
+-- 10_batch_api_create: approvals.create_batch, update_batch and start_batch —
 -- defaults, totals, ids, every argument check with its SQLSTATE, the
 -- approvals.max_batch_claims limit, idempotency keys, amending a pending batch
 -- and the explicit confirmation of start_batch (AP002).

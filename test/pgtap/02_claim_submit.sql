@@ -1,4 +1,4 @@
--- 02_submit: approvals.submit — happy paths, every argument limit at the
+-- 02_claim_submit: approvals.submit — happy paths, every argument limit at the
 -- boundary, NULL / empty / enum / range errors, explicit ids, supersede on
 -- resubmit and idempotency keys.
 BEGIN;

@@ -1,4 +1,4 @@
--- 03_decide: approvals.decide and approvals.cancel_claim — outcomes, quorum,
+-- 03_claim_decide: approvals.decide and approvals.cancel_claim — outcomes, quorum,
 -- routes, abstain and escalation, four-eyes, stale snapshots (AP001), every
 -- error SQLSTATE, and that a refused call changes nothing.
 BEGIN;
