@@ -142,6 +142,8 @@ extern void ApEnd(ApprovalsCall *call);
 extern void ApEnterSafe(ApprovalsCall *call);
 extern void ApLeaveSafe(ApprovalsCall *call);
 extern bool ApUserEnableSeqscan(void);
+extern int	ApSafeDepth(void);
+extern void ApSafeDepthRestore(int depth);
 extern void ApCallInit(void);
 
 /* retry.c: the one retry policy */

@@ -324,8 +324,14 @@ ApRestoreUser(ApprovalsPrivSwitch *sw)
 
 static void EnterSafe(ApprovalsCall *call);
 
-/* The caller's enable_seqscan when the outermost approvals call began. */
+/*
+ * The caller's enable_seqscan when the outermost approvals call began (the
+ * setting handlers run with), and how deeply our brackets are nested: a
+ * bracket inside another (the driver's chunk inside process_batch, an
+ * approvals call from a handler) keeps the outermost caller's setting.
+ */
 static bool user_enable_seqscan = true;
+static int	safe_depth = 0;
 
 /*
  * Enter a call: pin a safe search_path for our own statements, connect to
@@ -375,7 +381,9 @@ static void
 EnterSafe(ApprovalsCall *call)
 {
 	call->outer_user_seqscan = user_enable_seqscan;
-	user_enable_seqscan = enable_seqscan;
+	if (safe_depth == 0)
+		user_enable_seqscan = enable_seqscan;
+	safe_depth++;
 	call->guc_nest = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, approvals, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
@@ -401,6 +409,21 @@ ApLeaveSafe(ApprovalsCall *call)
 	ApRestoreUser(&call->sw);
 	AtEOXact_GUC(true, call->guc_nest);
 	user_enable_seqscan = call->outer_user_seqscan;
+	safe_depth--;
+}
+
+/* How deeply our brackets are nested now (saved around a subtransaction). */
+int
+ApSafeDepth(void)
+{
+	return safe_depth;
+}
+
+/* After a subtransaction rolled back: the brackets it left are gone. */
+void
+ApSafeDepthRestore(int depth)
+{
+	safe_depth = depth;
 }
 
 /* The caller's own enable_seqscan, likewise. */
@@ -422,6 +445,7 @@ ApXactCallback(XactEvent event, void *arg pg_attribute_unused())
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			user_enable_seqscan = true;
+			safe_depth = 0;
 			break;
 		default:
 			break;

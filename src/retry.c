@@ -60,6 +60,7 @@ ApTryInSubxact(void (*work) (void *arg), void *arg, bool keep, bool catch_cancel
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
+	int			depth = ApSafeDepth();
 	ErrorData  *volatile edata = NULL;
 
 	BeginInternalSubTransaction(NULL);
@@ -82,6 +83,7 @@ ApTryInSubxact(void (*work) (void *arg), void *arg, bool keep, bool catch_cancel
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
+		ApSafeDepthRestore(depth);
 		if (!catch_cancel &&
 			(edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
 			 edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN))
