@@ -5,7 +5,10 @@
 #
 #   bash test/valgrind.sh            # uses the installed approvals.so (make && make install first)
 #   bash test/valgrind.sh --build    # builds and installs it first, as test/run.sh does
+#   bash test/valgrind.sh --sweep    # adds test/shell/60_bad_input.sh, run alongside the rest
 #   bash test/valgrind.sh --scan     # only re-scan the logs of the previous run
+# Options combine (--build --sweep). Measured on 2 cores: about 9 minutes by default, about
+# 25 with --sweep.
 #
 # What it does
 #   - a private scratch cluster ($AP_ROOT/.pgvalgrind, port 54344, unix socket only; created
@@ -22,9 +25,12 @@
 #   - runs: pg_regress (REGRESS in the Makefile), the isolation specs (ISOLATION), the pgTAP
 #     files in test/pgtap except those in AP_VALGRIND_PGTAP_SKIP (default 16_batch_large:
 #     100,000 claims take far too long under valgrind), and the shell tests named in
-#     AP_VALGRIND_SHELL (default: 10_worker_basic, which drives the launcher and a batch
-#     worker, and 60_bad_input when it exists). Test failures are listed, but under valgrind
-#     (everything 20-50 times slower) timing checks can fail; the verdict is memcheck's.
+#     AP_VALGRIND_SHELL (default: 10_worker_basic, which drives the launcher, a batch worker,
+#     their restart and reload). With --sweep, also the bad-input sweep 60_bad_input (every
+#     function with hostile arguments as every role: some 20 minutes under valgrind), in the
+#     background from the start, on the second core, in its own database. Test failures are
+#     listed, but under valgrind (much slower) timing checks can fail: the
+#     verdict is memcheck's.
 #   - stops the server (pg_ctl stop -m fast -t 600, then immediate), so every process writes
 #     its leak report, and scans the logs: every report (invalid read/write/free,
 #     uninitialised value, fatal signal, definitely lost block) with a frame from approvals
@@ -62,10 +68,12 @@ cd "$AP_ROOT"
 PORT=54344
 T0=$SECONDS
 MODE=run
+AP_VALGRIND_SWEEP=${AP_VALGRIND_SWEEP:-}
 for arg in "$@"; do
     case $arg in
-        --build) MODE=build ;;
+        --build) [[ $MODE == scan ]] || MODE=build ;;
         --scan) MODE=scan ;;
+        --sweep) AP_VALGRIND_SWEEP=1 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) ap_die "unknown argument: $arg (see --help)" ;;
     esac
@@ -74,7 +82,8 @@ done
 : "${AP_VALGRIND_LAYERS:=regress isolation pgtap shell}"
 : "${AP_VALGRIND_PGTAP:=}"
 : "${AP_VALGRIND_PGTAP_SKIP:=16_batch_large}"
-: "${AP_VALGRIND_SHELL:=10_worker_basic 60_bad_input}"
+: "${AP_VALGRIND_SHELL:=10_worker_basic}"
+: "${AP_VALGRIND_SWEEP:=}"
 : "${AP_VALGRIND_TIMEOUT:=2400}"
 : "${AP_VALGRIND_STACK_LINES:=60}"
 : "${AP_VALGRIND_OPTS:=}"
@@ -102,6 +111,7 @@ vg_pg_ctl() {
 # Write the wrapper pg_ctl starts instead of postgres (pg_ctl -p). It execs valgrind, so the
 # postmaster keeps the PID pg_ctl started and wrote into postmaster.pid.
 write_wrapper() {
+    # shellcheck disable=SC2054  # the commas belong to valgrind's option values
     local opts=(
         --tool=memcheck
         --trace-children=yes
@@ -309,6 +319,43 @@ run_shell_tests() {
         ensure_server "$f" || return 0
     done
     LAYER_TIMES+=("shell $(elapsed $((SECONDS - t0)))")
+}
+
+# The bad-input sweep in the background (its own database; the other layers use one core).
+SWEEP_PID=
+SWEEP_LOG=$AP_CLUSTER/shell/60_bad_input.txt
+start_sweep() {
+    local f=test/shell/60_bad_input.sh
+    if [[ ! -f $f ]]; then
+        ap_note "--sweep: $f is not there; skipped"
+        return 0
+    fi
+    mkdir -p "$AP_CLUSTER/shell"
+    SWEEP_T0=$SECONDS
+    timeout -k 30 "$AP_VALGRIND_TIMEOUT" bash "$AP_ROOT/$f" >"$SWEEP_LOG" 2>&1 9>&- &
+    SWEEP_PID=$!
+    echo "bad-input sweep $f running in the background (log: $SWEEP_LOG)"
+}
+finish_sweep() {
+    [[ -n $SWEEP_PID ]] || return 0
+    local rc=0 n_ok n_not
+    header "bad-input sweep (test/shell/60_bad_input.sh)"
+    ensure_server "the other layers" || true
+    echo "waiting for it ..."
+    wait "$SWEEP_PID" || rc=$?
+    SWEEP_PID=
+    n_ok=$(grep -cE '^ok [0-9]+' "$SWEEP_LOG" || true)
+    n_not=$(grep -cE '^not ok [0-9]+' "$SWEEP_LOG" || true)
+    grep -E '^not ok|^# ' "$SWEEP_LOG" | head -n 60 || true
+    [[ $rc -eq 124 ]] && echo "(timed out after ${AP_VALGRIND_TIMEOUT}s)"
+    pass "$n_ok"
+    fail "$n_not"
+    if [[ $rc -ne 0 && $n_not -eq 0 ]]; then
+        echo "not ok - test/shell/60_bad_input.sh exited with status $rc (log: $SWEEP_LOG)"
+        fail 1
+    fi
+    echo "# 60_bad_input: $n_ok passed, $n_not failed, $(elapsed $((SECONDS - SWEEP_T0)))"
+    LAYER_TIMES+=("bad-input sweep $(elapsed $((SECONDS - SWEEP_T0))) (alongside the others)")
 }
 
 # --- log scan --------------------------------------------------------------------------
@@ -524,6 +571,7 @@ on_exit() {
     trap - EXIT
     if [[ -n ${CMD_PID:-} ]]; then kill -TERM "$CMD_PID" 2>/dev/null || true; fi
     if [[ -n ${SHOW_PID:-} ]]; then kill -TERM "$SHOW_PID" 2>/dev/null || true; fi
+    if [[ -n ${SWEEP_PID:-} ]]; then kill -TERM "$SWEEP_PID" 2>/dev/null || true; fi
     if [[ -z $DONE ]]; then
         vg_stop >/dev/null 2>&1 || true
         echo "VERDICT: INCOMPLETE - valgrind.sh stopped early (exit status $rc) after $(elapsed $((SECONDS - T0)))"
@@ -581,6 +629,13 @@ else
 fi
 
 if [[ -n $STARTED ]]; then
+    # The extension in database postgres first: the launcher works there (approvals.database)
+    # and expires claims every naptime from now on, and the cluster-wide roles exist before
+    # the layers create the extension in their databases, some of them at the same time.
+    PGOPTIONS='-c client_min_messages=warning' ap_psql -q -d postgres \
+        -c "CREATE EXTENSION IF NOT EXISTS approvals" \
+        || ap_note "CREATE EXTENSION approvals in database postgres failed"
+    [[ -n $AP_VALGRIND_SWEEP ]] && start_sweep
     PGXS_DIR=$(dirname "$("$AP_PG_CONFIG" --pgxs)")/..
     for layer in $AP_VALGRIND_LAYERS; do
         case $layer in
@@ -595,6 +650,7 @@ if [[ -n $STARTED ]]; then
             *) ap_note "unknown layer $layer (regress, isolation, pgtap, shell)" ;;
         esac
     done
+    finish_sweep
 fi
 
 header "stop"
