@@ -407,6 +407,13 @@ RETURNS text[]
 COMMENT ON FUNCTION approvals.json_text_array(jsonb, text, boolean) IS
     'A JSON array of strings in a request body as text[] (22004 when required and missing, 22023 when not an array of strings)';
 
+CREATE FUNCTION approvals.json_string(body jsonb, key text, required boolean DEFAULT false,
+                                      allowed text[] DEFAULT NULL) RETURNS text
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'approvals_json_string';
+COMMENT ON FUNCTION approvals.json_string(jsonb, text, boolean, text[]) IS
+    'A string member of a JSON request body: NULL when absent (22004 when required), 22023 when not a string or not one of allowed';
+
 CREATE FUNCTION approvals.api_approval(c approvals.claims) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, approvals, pg_temp
@@ -424,13 +431,15 @@ CREATE FUNCTION approvals.api_submit(body jsonb) RETURNS jsonb
     SET search_path = pg_catalog, approvals, pg_temp
 BEGIN ATOMIC
     SELECT approvals.api_approval(approvals.submit(
-        resource_type => approvals.json_required(body, 'resourceType'),
-        resource_id   => approvals.json_required(body, 'resourceId'),
-        snapshot_hash => approvals.json_required(body, 'dataSnapshotHash'),
-        tenant        => approvals.json_required(body, 'merchantId'),
-        kind          => coalesce(body ->> 'kind', 'data_review'),
-        note          => body ->> 'note',
-        actor         => body ->> 'actorId'));
+        resource_type => approvals.json_string(body, 'resourceType', true, ARRAY['order', 'invoice']),
+        resource_id   => approvals.json_string(body, 'resourceId', true),
+        snapshot_hash => approvals.json_string(body, 'dataSnapshotHash', true),
+        tenant        => approvals.json_string(body, 'merchantId', true),
+        kind          => coalesce(approvals.json_string(body, 'kind', false,
+                                      ARRAY['data_review', 'financial_review', 'push']),
+                                  'data_review'),
+        note          => approvals.json_string(body, 'note'),
+        actor         => approvals.json_string(body, 'actorId')));
 END;
 COMMENT ON FUNCTION approvals.api_submit(jsonb) IS
     'POST /v0/approvals: submit from the seed''s request body, answer with its approval object';
@@ -619,8 +628,8 @@ BEGIN ATOMIC
         'total_claims', b.total_claims, 'created_at', approvals.json_ts(b.created_at))
     FROM approvals.create_batch(
         claim_ids   => approvals.json_text_array(body, 'claim_ids', true),
-        coordinator => body ->> 'coordinator_id',
-        comment     => body ->> 'comment') AS b;
+        coordinator => approvals.json_string(body, 'coordinator_id'),
+        comment     => approvals.json_string(body, 'comment')) AS b;
 END;
 COMMENT ON FUNCTION approvals.api_create_batch(jsonb) IS
     'POST /approval-batches: create and queue a batch from {claim_ids, coordinator_id, comment}';
@@ -636,7 +645,7 @@ BEGIN ATOMIC
         api_update_batch.batch_id,
         claim_ids     => approvals.json_text_array(body, 'claim_ids', false),
         add_claim_ids => approvals.json_text_array(body, 'add_claim_ids', false),
-        comment       => body ->> 'comment') AS b;
+        comment       => approvals.json_string(body, 'comment')) AS b;
 END;
 COMMENT ON FUNCTION approvals.api_update_batch(text, jsonb) IS
     'PUT /approval-batches/:id: amend a pending batch from {claim_ids, add_claim_ids, comment}';
@@ -659,6 +668,7 @@ COMMENT ON FUNCTION approvals.api_cancel_batch(text) IS
 REVOKE ALL ON ALL ROUTINES IN SCHEMA approvals FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION approvals.sees_all_tenants(), approvals.visible_tenants(),
       approvals.json_ts(timestamptz), approvals.json_required(jsonb, text),
+      approvals.json_string(jsonb, text, boolean, text[]),
       approvals.api_approval(approvals.claims)
       TO approvals_reader, approvals_requester, approvals_reviewer,
          approvals_coordinator, approvals_admin, approvals_platform;
@@ -700,3 +710,25 @@ GRANT EXECUTE ON FUNCTION approvals.expire_due(),
       approvals.set_handler(text, regprocedure),
       approvals.grant_tenant(text, regrole), approvals.revoke_tenant(text, regrole)
       TO approvals_admin;
+
+-- ---------------------------------------------------------------------------
+-- Say so when no background worker will process this database's batches.
+-- ---------------------------------------------------------------------------
+DO $worker$
+BEGIN
+    -- CREATE EXTENSION runs this script with client_min_messages = warning; this NOTICE is
+    -- for the user (the setting comes back when the script ends).
+    PERFORM pg_catalog.set_config('client_min_messages', 'notice', true);
+    IF pg_catalog.current_setting('shared_preload_libraries')
+           !~ '(^|[[:space:],])"?approvals"?([[:space:],]|$)' THEN
+        RAISE NOTICE 'no background worker will process batches in database "%": approvals is not in shared_preload_libraries',
+                     pg_catalog.current_database()
+            USING HINT = 'Queued batches are processed by CALL approvals.run_queued() (from psql or a pg_cron job); or add approvals to shared_preload_libraries and restart.';
+    ELSIF coalesce(pg_catalog.current_setting('approvals.database', true), '')
+              NOT IN ('', pg_catalog.current_database()) THEN
+        RAISE NOTICE 'no background worker will process batches in database "%": approvals.database restricts the worker to "%"',
+                     pg_catalog.current_database(), pg_catalog.current_setting('approvals.database')
+            USING HINT = 'Queued batches are processed by CALL approvals.run_queued() (from psql or a pg_cron job); or empty approvals.database and restart.';
+    END IF;
+END
+$worker$;

@@ -89,14 +89,15 @@ _PG_init(void)
 	if (process_shared_preload_libraries_in_progress)
 	{
 		DefineCustomStringVariable("approvals.database",
-								   "Database in which the background worker processes batches.",
-								   NULL,
-								   &ap_database, "postgres",
+								   "Restricts the background worker to this one database.",
+								   "Empty (the default): every database that has the extension.",
+								   &ap_database, "",
 								   PGC_POSTMASTER, 0, NULL, NULL, NULL);
 		prev_shmem_request_hook = shmem_request_hook;
 		shmem_request_hook = ApShmemRequest;
 		prev_shmem_startup_hook = shmem_startup_hook;
 		shmem_startup_hook = ApShmemStartup;
+		ApWorkerInstallHooks();
 		if (!IsBinaryUpgrade)
 			ApWorkerRegister();
 	}

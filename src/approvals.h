@@ -18,7 +18,7 @@
  *		policy.c		set_policy, the policy of a claim, the rules of a route
  *		claim.c			submit, decide, cancel_claim, the claim state machine
  *		expire.c		expire_due
- *		worker.c		the launcher and batch workers (plumbing only)
+ *		worker.c		the launcher, schedulers and batch workers (plumbing only)
  *		batch.h			the batch module family (batch_*.c)
  *
  * Words: a claim is one thing awaiting a decision; a batch decides many
@@ -264,5 +264,6 @@ extern char *ApIdempotencyLookup(const char *scope, const char *requester, const
 
 /* worker.c */
 extern void ApWorkerRegister(void);
+extern void ApWorkerInstallHooks(void);
 
 #endif							/* APPROVALS_H */

@@ -17,7 +17,8 @@
  *						decide them, store the results, check the threshold
  *		batch_revert.c	revert what a batch decided (cancel, threshold)
  *		batch_queue.c	the queue: the per-batch lock, taking the next batch,
- *						orphans and quarantine, waking the launcher
+ *						orphans and quarantine, and who serves it (the table the
+ *						launcher, the schedulers and their workers share)
  *
  * Dependencies run one way: worker.c -> batch_run.c -> batch_chunk.c ->
  * batch_revert.c -> batch_state.c / batch_queue.c -> claim/handler -> call/spi.
@@ -100,13 +101,22 @@ extern bool ApBatchTakeOver(const BatchInfo *bi);
 extern char *ApBatchTakeNextInner(const ApprovalsCaller *caller);
 extern void ApBatchHandBack(const char *batch_id);
 extern int	ApBatchCountTakeable(void);
-extern void ApQueueWake(void);
 extern void ApQueueShmemRequest(void);
 extern void ApQueueShmemInit(void);
 extern void ApQueueInit(void);
+extern bool ApQueueShared(void);
+extern void ApQueueWake(void);
+extern void ApQueueRescanAtCommit(void);
 extern void ApQueueSetLauncher(Latch *latch);
-extern bool ApQueueChanged(void);
-extern uint64 ApQueueTakes(void);
+extern bool ApQueueTakeRescan(void);
+extern bool ApQueueMayServe(Oid dboid);
+extern bool ApQueueAttachScheduler(void);
+extern void ApQueueDetachScheduler(bool absent);
+extern void ApQueueSchedulerState(bool *queue_changed, uint64 *takes, bool *stopping);
+extern bool ApQueueReserveWorker(int takeable, int max_workers);
+extern void ApQueueReleaseWorker(void);
+extern void ApQueueStopDatabase(Oid dboid, int timeout_ms);
+extern void ApQueueResumeDatabase(Oid dboid);
 
 /* batch_chunk.c */
 extern bool ApBatchChunk(const char *batch_id, int chunk_size);

@@ -14,6 +14,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "commands/dbcommands.h"
 #include "nodes/parsenodes.h"
 #include "utils/acl.h"
 #include "utils/array.h"
@@ -630,6 +631,42 @@ approvals_list_batches(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/*
+ * now() + timeout, or "never" for a timeout too large to add (a caller who
+ * asks to wait a million years means "until it finishes").
+ */
+static TimestampTz
+WaitDeadline(Datum timeout)
+{
+	Interval   *in = DatumGetIntervalP(timeout);
+	Datum		century = DirectFunctionCall3(interval_in, CStringGetDatum("100 years"),
+											  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+
+	if (DatumGetBool(DirectFunctionCall2(interval_gt, timeout, century)) ||
+		in->month > 1200 || in->day > 36600)
+		return DT_NOEND;
+	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+												   TimestampTzGetDatum(GetCurrentTimestamp()),
+												   timeout));
+}
+
+/*
+ * Does a background worker serve this database?  (The library preloaded,
+ * approvals.worker_enabled on, and approvals.database empty or this one.)
+ */
+static bool
+WorkerServesThisDatabase(void)
+{
+	char	   *name;
+
+	if (!ApQueueShared() || !ap_worker_enabled)
+		return false;
+	if (ap_database == NULL || ap_database[0] == '\0')
+		return true;
+	name = get_database_name(MyDatabaseId);
+	return name != NULL && strcmp(name, ap_database) == 0;
+}
+
 /* approvals.wait_batch(batch_id, timeout): block until terminal or timeout. */
 Datum
 approvals_wait_batch(PG_FUNCTION_ARGS)
@@ -654,12 +691,10 @@ approvals_wait_batch(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("timeout must not be negative")));
-	deadline = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
-													   TimestampTzGetDatum(GetCurrentTimestamp()),
-													   PG_GETARG_DATUM(1)));
+	deadline = WaitDeadline(PG_GETARG_DATUM(1));
 
 	ApBegin(&call);
-	for (;;)
+	for (int poll = 0;; poll++)
 	{
 		bool		terminal;
 		char		status[NAMEDATALEN];
@@ -677,6 +712,23 @@ approvals_wait_batch(PG_FUNCTION_ARGS)
 			strcmp(status, "cancelled") == 0;
 		if (terminal || GetCurrentTimestamp() >= deadline)
 			break;
+		if (strcmp(status, "pending") == 0)
+		{
+			/* nothing moves a pending batch but start_batch or process_batch */
+			ereport(NOTICE,
+					(errmsg("batch \"%s\" is pending: nothing processes it until it is started",
+							batch_id),
+					 errhint("Call approvals.start_batch('%s') to queue it, or approvals.process_batch('%s') to process it now.",
+							 batch_id, batch_id)));
+			break;
+		}
+		if (poll == 0 && !WorkerServesThisDatabase())
+			ereport(NOTICE,
+					(errmsg("no background worker processes batches in database \"%s\"",
+							get_database_name(MyDatabaseId)),
+					 errdetail("Batch \"%s\" is %s; it moves only when CALL approvals.run_queued() runs.",
+							   batch_id, status),
+					 errhint("Run CALL approvals.run_queued() (from psql or a pg_cron job), or preload approvals (shared_preload_libraries) with approvals.worker_enabled on.")));
 		if (IsolationUsesXactSnapshot())
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_TRANSACTION_STATE),
@@ -723,6 +775,9 @@ approvals_purge_batches(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("older_than must not be negative")));
 	values[0] = PG_GETARG_DATUM(0);
+	/* nothing finished before now() minus a span too large to subtract */
+	if (WaitDeadline(values[0]) == DT_NOEND)
+		PG_RETURN_INT32(0);
 
 	ApBegin(&call);
 	ApExec(&sql, values, NULL, 1);

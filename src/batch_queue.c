@@ -225,27 +225,44 @@ ApBatchCountTakeable(void)
 }
 
 /* ------------------------------------------------------------------------
- * Waking the launcher
+ * Who serves the queue (with the preload)
  *
- * A transaction that queues a batch sets the launcher's latch when it
- * commits, so a batch starts within milliseconds; approvals.naptime polling
- * is only the fallback.  The launcher also watches how many batches were
- * taken, to back off when the workers it starts find nothing.
+ * The launcher starts a scheduler per database that has the extension; a
+ * scheduler runs that database's batch workers.  They share this table: a
+ * transaction that queues a batch sets its database's scheduler latch when it
+ * commits (a batch starts within milliseconds; approvals.naptime polling is
+ * only the fallback), schedulers share the approvals.max_workers budget
+ * through it, and DROP DATABASE asks a database's workers to leave through it.
  * ------------------------------------------------------------------------ */
 
-/* What the launcher and the queue share (only with the preload). */
+#define AP_MAX_DATABASES	128
+
+typedef struct QueueDb
+{
+	Oid			dboid;			/* InvalidOid: free entry */
+	pid_t		scheduler_pid;	/* 0: no scheduler */
+	Latch	   *scheduler_latch;
+	bool		queue_changed;	/* a transaction that queued a batch committed */
+	bool		absent;			/* its scheduler found no extension here */
+	bool		stopping;		/* DROP/ALTER DATABASE waits for our workers to leave */
+	int			running;		/* batch workers running for it */
+	int			takeable;		/* batches its scheduler could give workers */
+	uint64		takes;			/* batches taken by its batch workers */
+} QueueDb;
+
 typedef struct QueueShared
 {
 	slock_t		mutex;
 	Latch	   *launcher_latch;
-	bool		queue_changed;	/* a transaction that queued a batch committed */
-	uint64		takes;			/* batches taken */
+	bool		rescan;			/* databases or extensions came or went */
+	QueueDb		dbs[AP_MAX_DATABASES];
 } QueueShared;
 
 static QueueShared *queue_shared = NULL;
 
-/* Set by ApQueueWake; acted on when the transaction commits. */
+/* Set by ApQueueWake / ApQueueRescanAtCommit; acted on when the transaction commits. */
 static bool wake_at_commit = false;
+static bool rescan_at_commit = false;
 
 /* Reserve the shared memory (shmem_request_hook). */
 void
@@ -270,28 +287,76 @@ ApQueueShmemInit(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
-/* At commit, wake the launcher if this transaction queued a batch. */
+/* Is the shared table there (the library was preloaded)? */
+bool
+ApQueueShared(void)
+{
+	return queue_shared != NULL;
+}
+
+/* The entry of a database, or NULL (caller holds the mutex). */
+static QueueDb *
+FindDb(Oid dboid)
+{
+	for (int i = 0; i < AP_MAX_DATABASES; i++)
+		if (queue_shared->dbs[i].dboid == dboid)
+			return &queue_shared->dbs[i];
+	return NULL;
+}
+
+/* The entry of a database, created when missing; NULL when the table is full. */
+static QueueDb *
+FindOrAddDb(Oid dboid)
+{
+	QueueDb    *db = FindDb(dboid);
+
+	if (db == NULL && (db = FindDb(InvalidOid)) != NULL)
+	{
+		memset(db, 0, sizeof(QueueDb));
+		db->dboid = dboid;
+	}
+	return db;
+}
+
+/* At commit: wake this database's scheduler, and the launcher after a rescan request. */
 static void
 QueueXactCallback(XactEvent event, void *arg pg_attribute_unused())
 {
-	Latch	   *latch;
+	Latch	   *scheduler = NULL;
+	Latch	   *launcher = NULL;
 
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
-		wake_at_commit = false;
+		wake_at_commit = rescan_at_commit = false;
 		return;
 	}
-	if (event != XACT_EVENT_COMMIT || !wake_at_commit)
+	if (event != XACT_EVENT_COMMIT || !(wake_at_commit || rescan_at_commit))
 		return;
-	wake_at_commit = false;
-	if (queue_shared == NULL)
-		return;
-	SpinLockAcquire(&queue_shared->mutex);
-	latch = queue_shared->launcher_latch;
-	queue_shared->queue_changed = true;
-	SpinLockRelease(&queue_shared->mutex);
-	if (latch)
-		SetLatch(latch);
+	if (queue_shared != NULL)
+	{
+		SpinLockAcquire(&queue_shared->mutex);
+		if (wake_at_commit)
+		{
+			QueueDb    *db = FindDb(MyDatabaseId);
+
+			if (db)
+			{
+				db->queue_changed = true;
+				scheduler = db->scheduler_latch;
+			}
+		}
+		if (rescan_at_commit)
+		{
+			queue_shared->rescan = true;
+			launcher = queue_shared->launcher_latch;
+		}
+		SpinLockRelease(&queue_shared->mutex);
+	}
+	wake_at_commit = rescan_at_commit = false;
+	if (scheduler)
+		SetLatch(scheduler);
+	if (launcher)
+		SetLatch(launcher);
 }
 
 /* Called once from _PG_init. */
@@ -301,11 +366,18 @@ ApQueueInit(void)
 	RegisterXactCallback(QueueXactCallback, NULL);
 }
 
-/* Ask for the launcher to look at the queue once this transaction commits. */
+/* Ask for this database's scheduler to look at the queue once this transaction commits. */
 void
 ApQueueWake(void)
 {
 	wake_at_commit = true;
+}
+
+/* Ask the launcher to look for databases again once this transaction commits. */
+void
+ApQueueRescanAtCommit(void)
+{
+	rescan_at_commit = true;
 }
 
 /* The launcher publishes its latch (NULL when it exits). */
@@ -317,38 +389,227 @@ ApQueueSetLauncher(Latch *latch)
 	SpinLockRelease(&queue_shared->mutex);
 }
 
-/* Did a transaction queue a batch since the last call?  (Launcher only.) */
+/* Should the launcher look for databases again?  (Clears the request and every "absent".) */
 bool
-ApQueueChanged(void)
+ApQueueTakeRescan(void)
 {
-	bool		changed;
+	bool		rescan;
 
 	SpinLockAcquire(&queue_shared->mutex);
-	changed = queue_shared->queue_changed;
-	queue_shared->queue_changed = false;
+	rescan = queue_shared->rescan;
+	queue_shared->rescan = false;
+	if (rescan)
+		for (int i = 0; i < AP_MAX_DATABASES; i++)
+			queue_shared->dbs[i].absent = false;
 	SpinLockRelease(&queue_shared->mutex);
-	return changed;
+	return rescan;
 }
 
-/* How many batches were taken since the server started. */
-uint64
-ApQueueTakes(void)
+/* May the launcher start a scheduler for this database now? */
+bool
+ApQueueMayServe(Oid dboid)
 {
-	uint64		takes;
+	QueueDb    *db;
+	bool		may;
 
 	SpinLockAcquire(&queue_shared->mutex);
-	takes = queue_shared->takes;
+	db = FindDb(dboid);
+	may = db == NULL || (!db->absent && !db->stopping && db->scheduler_pid == 0);
 	SpinLockRelease(&queue_shared->mutex);
-	return takes;
+	return may;
 }
 
-/* Count a batch taken (by anyone): the launcher stops backing off. */
+/*
+ * A scheduler registers for its database (MyDatabaseId).  False when the
+ * database is being dropped, another scheduler serves it, or the table is full.
+ */
+bool
+ApQueueAttachScheduler(void)
+{
+	QueueDb    *db;
+	bool		ok = false;
+
+	SpinLockAcquire(&queue_shared->mutex);
+	db = FindOrAddDb(MyDatabaseId);
+	if (db && !db->stopping && db->scheduler_pid == 0)
+	{
+		db->scheduler_pid = MyProcPid;
+		db->scheduler_latch = MyLatch;
+		db->absent = false;
+		db->running = 0;
+		ok = true;
+	}
+	SpinLockRelease(&queue_shared->mutex);
+	return ok;
+}
+
+/* A scheduler leaves (absent: it found no extension in its database). */
+void
+ApQueueDetachScheduler(bool absent)
+{
+	QueueDb    *db;
+	Latch	   *launcher;
+
+	SpinLockAcquire(&queue_shared->mutex);
+	db = FindDb(MyDatabaseId);
+	if (db && db->scheduler_pid == MyProcPid)
+	{
+		db->scheduler_pid = 0;
+		db->scheduler_latch = NULL;
+		db->absent = absent;
+		db->running = 0;
+		db->takeable = 0;
+	}
+	launcher = queue_shared->launcher_latch;
+	SpinLockRelease(&queue_shared->mutex);
+	if (launcher)
+		SetLatch(launcher);
+}
+
+/* What this database's scheduler wakes up for: a queue change, and the takes so far. */
+void
+ApQueueSchedulerState(bool *queue_changed, uint64 *takes, bool *stopping)
+{
+	QueueDb    *db;
+
+	SpinLockAcquire(&queue_shared->mutex);
+	db = FindDb(MyDatabaseId);
+	*queue_changed = db && db->queue_changed;
+	*takes = db ? db->takes : 0;
+	*stopping = db && db->stopping;
+	if (db)
+		db->queue_changed = false;
+	SpinLockRelease(&queue_shared->mutex);
+}
+
+/*
+ * May this database's scheduler start one more batch worker?  The budget
+ * approvals.max_workers is shared fairly: a database with takeable batches
+ * gets at most its share (the budget divided among the databases that have
+ * work, rounded up) while others wait.  Publishes takeable; reserves the
+ * worker when it says yes.
+ */
+bool
+ApQueueReserveWorker(int takeable, int max_workers)
+{
+	QueueDb    *me;
+	int			total = 0;
+	int			busy = 0;
+	bool		ok = false;
+
+	SpinLockAcquire(&queue_shared->mutex);
+	me = FindDb(MyDatabaseId);
+	if (me)
+	{
+		me->takeable = takeable;
+		for (int i = 0; i < AP_MAX_DATABASES; i++)
+		{
+			QueueDb    *db = &queue_shared->dbs[i];
+
+			if (db->dboid == InvalidOid)
+				continue;
+			total += db->running;
+			if (db->takeable > 0 || db->running > 0)
+				busy++;
+		}
+		if (!me->stopping && me->takeable > me->running && total < max_workers &&
+			me->running < (max_workers + Max(busy, 1) - 1) / Max(busy, 1))
+		{
+			me->running++;
+			ok = true;
+		}
+	}
+	SpinLockRelease(&queue_shared->mutex);
+	return ok;
+}
+
+/* A batch worker of this database stopped (or could not start). */
+void
+ApQueueReleaseWorker(void)
+{
+	QueueDb    *db;
+
+	SpinLockAcquire(&queue_shared->mutex);
+	db = FindDb(MyDatabaseId);
+	if (db && db->running > 0)
+		db->running--;
+	SpinLockRelease(&queue_shared->mutex);
+}
+
+/* Count a batch taken in this database: its scheduler stops backing off. */
 static void
 CountTake(void)
 {
+	QueueDb    *db;
+
 	if (queue_shared == NULL)
 		return;
 	SpinLockAcquire(&queue_shared->mutex);
-	queue_shared->takes++;
+	db = FindDb(MyDatabaseId);
+	if (db)
+		db->takes++;
 	SpinLockRelease(&queue_shared->mutex);
+}
+
+/*
+ * Ask a database's scheduler and batch workers to leave (DROP DATABASE,
+ * ALTER DATABASE ... RENAME / SET TABLESPACE, CREATE DATABASE ... TEMPLATE
+ * need it to have no other sessions), and wait up to timeout_ms for them.
+ * Nothing is started there until ApQueueResumeDatabase.
+ */
+void
+ApQueueStopDatabase(Oid dboid, int timeout_ms)
+{
+	QueueDb    *db;
+	Latch	   *latch = NULL;
+
+	if (queue_shared == NULL || !OidIsValid(dboid))
+		return;
+	SpinLockAcquire(&queue_shared->mutex);
+	db = FindOrAddDb(dboid);
+	if (db)
+	{
+		db->stopping = true;
+		latch = db->scheduler_latch;
+	}
+	SpinLockRelease(&queue_shared->mutex);
+	if (db == NULL)
+		return;
+	if (latch)
+		SetLatch(latch);
+	for (int waited = 0; waited < timeout_ms; waited += 50)
+	{
+		bool		gone;
+
+		SpinLockAcquire(&queue_shared->mutex);
+		gone = db->scheduler_pid == 0;
+		SpinLockRelease(&queue_shared->mutex);
+		if (gone)
+			break;
+		ApSleep(50);
+	}
+}
+
+/* Let the launcher serve a database again (after ApQueueStopDatabase), and rescan. */
+void
+ApQueueResumeDatabase(Oid dboid)
+{
+	QueueDb    *db;
+	Latch	   *launcher;
+
+	if (queue_shared == NULL)
+		return;
+	SpinLockAcquire(&queue_shared->mutex);
+	db = FindDb(dboid);
+	if (db)
+	{
+		db->stopping = false;
+		if (db->scheduler_pid == 0)
+			db->dboid = InvalidOid;	/* forget it: it may be gone for good */
+	}
+	queue_shared->rescan = true;
+	launcher = queue_shared->launcher_latch;
+	SpinLockRelease(&queue_shared->mutex);
+	if (launcher)
+		SetLatch(launcher);
 }

@@ -140,9 +140,21 @@ ApBatchRowDatum(const char *batch_id)
 void
 ApBatchReportState(const BatchInfo *bi, const char *what)
 {
+	const char *s = bi->status;
+
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-			 errmsg("batch \"%s\" is %s; cannot %s it", bi->id, bi->status, what)));
+			 errmsg("batch \"%s\" is %s; cannot %s it", bi->id, s, what),
+			 strcmp(s, "processing") == 0 ?
+			 errhint("It is being processed (by the background worker or run_queued): wait for it with approvals.wait_batch('%s'), or stop it with approvals.cancel_batch('%s').",
+					 bi->id, bi->id) :
+			 strcmp(s, "queued") == 0 ?
+			 errhint("It is queued: only a pending batch can be amended or started; approvals.cancel_batch('%s') withdraws it.",
+					 bi->id) :
+			 strcmp(s, "pending") == 0 ?
+			 errhint("It is pending: approvals.start_batch('%s') queues it, approvals.process_batch('%s') processes it now.",
+					 bi->id, bi->id) :
+			 errhint("It is finished: approvals.batch_results('%s') lists what it did.", bi->id)));
 }
 
 /* NOTIFY approvals about a batch that completed, failed or was cancelled. */

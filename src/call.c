@@ -28,6 +28,8 @@
 #include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
+#include "utils/elog.h"
+#include "utils/memutils.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
@@ -452,9 +454,39 @@ ApXactCallback(XactEvent event, void *arg pg_attribute_unused())
 	}
 }
 
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+/*
+ * A role without any approvals_* role meets PostgreSQL's own "permission
+ * denied for schema approvals" before any of our code runs: give it a hint
+ * that says what gets it in (when this library is loaded in the backend,
+ * which the preload makes always).
+ */
+static void
+ApEmitLogHook(ErrorData *edata)
+{
+	static const char *const schema_denied = "permission denied for schema %s";
+
+	if (edata->elevel >= ERROR && edata->hint == NULL &&
+		edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE &&
+		edata->message_id != NULL && strcmp(edata->message_id, schema_denied) == 0 &&
+		edata->message != NULL && strlen(edata->message) >= strlen(" approvals") &&
+		strcmp(edata->message + strlen(edata->message) - strlen(" approvals"), " approvals") == 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(ErrorContext);
+
+		edata->hint = pstrdup("Schema approvals is for members of the approvals_* roles: an administrator can GRANT approvals_reader (or approvals_requester, approvals_reviewer, approvals_coordinator, approvals_admin, approvals_platform) TO this role.");
+		MemoryContextSwitchTo(old);
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
 /* Called once from _PG_init. */
 void
 ApCallInit(void)
 {
 	RegisterXactCallback(ApXactCallback, NULL);
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = ApEmitLogHook;
 }

@@ -15,6 +15,7 @@
 
 PG_FUNCTION_INFO_V1(approvals_json_required);
 PG_FUNCTION_INFO_V1(approvals_json_text_array);
+PG_FUNCTION_INFO_V1(approvals_json_string);
 
 /*
  * The member key of the JSON object request body (argument 0; key is
@@ -113,6 +114,59 @@ approvals_json_text_array(PG_FUNCTION_ARGS)
 					 errmsg("\"%s\" must be a JSON array of strings", key)));
 	}
 	PG_RETURN_DATUM(ApCStringArrayDatum(items, n));
+}
+
+/*
+ * approvals.json_string(body, key, required, allowed): a string member of a
+ * request body; NULL when absent or JSON null (22004 when required), 22023
+ * when it is not a string or, with allowed, not one of those values.
+ */
+Datum
+approvals_json_string(PG_FUNCTION_ARGS)
+{
+	char	   *key;
+	JsonbValue	vbuf;
+	JsonbValue *v;
+	char	   *value;
+	bool		required;
+
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("required must not be null")));
+	required = PG_GETARG_BOOL(2);
+	v = BodyMember(fcinfo, &key, &vbuf);
+	if (v == NULL)
+	{
+		if (required)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("request body needs \"%s\"", key)));
+		PG_RETURN_NULL();
+	}
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" must be a JSON string", key)));
+	value = pnstrdup(v->val.string.val, v->val.string.len);
+	if (!PG_ARGISNULL(3))
+	{
+		int			n;
+		char	  **allowed = ApTextArrayToCStrings(PG_GETARG_DATUM(3), &n);
+		StringInfoData list;
+
+		for (int i = 0; i < n; i++)
+			if (allowed[i] && strcmp(allowed[i], value) == 0)
+				PG_RETURN_TEXT_P(cstring_to_text(value));
+		initStringInfo(&list);
+		for (int i = 0; i < n; i++)
+			appendStringInfo(&list, "%s%s", i ? ", " : "", allowed[i] ? allowed[i] : "NULL");
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid \"%s\" \"%s\"", key, value),
+				 errdetail("Allowed values are: %s.", list.data)));
+	}
+	PG_RETURN_TEXT_P(cstring_to_text(value));
 }
 
 /* Append "key":"value" (or null) to a JSON object under construction. */

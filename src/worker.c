@@ -1,17 +1,39 @@
 /*
  * worker.c
- *		Background-worker plumbing only: the launcher (one per cluster,
- *		connected to approvals.database) and the batch workers it starts.  No
- *		batch logic lives here: a batch worker takes batches and runs them
- *		through the driver (batch_run.c) with a transaction of its own per
- *		unit of work; the launcher expires due claims every naptime and starts
- *		batch workers while batches can be taken, backing off when they find
- *		nothing.
+ *		Background-worker plumbing only, in three kinds of process:
+ *
+ *		the launcher	one per cluster, connected to no database: lists the
+ *						databases (every one that accepts connections and is not
+ *						a template, or only approvals.database when that is set)
+ *						and starts a scheduler for each that has none; looks again
+ *						every naptime and whenever CREATE/DROP EXTENSION or CREATE
+ *						DATABASE commits (noticed by a ProcessUtility hook)
+ *		a scheduler		one per database that has the extension (one without it
+ *						leaves at once and is not started again until the next
+ *						look): expires due claims every naptime and starts batch
+ *						workers for takeable batches, within its fair share of
+ *						approvals.max_workers, backing off when they find nothing
+ *		batch workers	take batches and run them through the driver
+ *						(batch_run.c), a transaction of their own per unit of work
+ *
+ * DROP DATABASE (and ALTER DATABASE RENAME / SET TABLESPACE, CREATE DATABASE
+ * ... TEMPLATE) need the database to have no other sessions: the hook asks
+ * that database's scheduler and workers to leave first, without blocking.
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
 #include "executor/spi.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
+#include "utils/rel.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -28,6 +50,7 @@
 #include "batch.h"
 
 PGDLLEXPORT void ApprovalsLauncherMain(Datum main_arg);
+PGDLLEXPORT void ApprovalsSchedulerMain(Datum main_arg);
 PGDLLEXPORT void ApprovalsBatchWorkerMain(Datum main_arg);
 
 /* The launcher's backoff after a batch worker found nothing to take */
@@ -147,17 +170,16 @@ ApprovalsBatchWorkerMain(Datum main_arg)
 }
 
 /* ------------------------------------------------------------------------
- * The launcher
+ * Schedulers: one per database that has the extension
  * ------------------------------------------------------------------------ */
 
-typedef struct LauncherState
+typedef struct SchedulerState
 {
 	bool		installed;		/* extension present in the database */
 	bool		outdated;		/* present, but not the library's version */
-	bool		logged_missing;
 	bool		logged_outdated;
 	int			takeable;		/* queued + orphaned batches */
-} LauncherState;
+} SchedulerState;
 
 /*
  * Look at the queue: is the extension there, at the library's version, and
@@ -165,28 +187,28 @@ typedef struct LauncherState
  * EXTENSION UPDATE waits for the update instead of failing every unit of work.)
  */
 static void
-LauncherLook(void *arg)
+SchedulerLook(void *arg)
 {
-	LauncherState *ls = (LauncherState *) arg;
+	SchedulerState *ss = (SchedulerState *) arg;
 	ApprovalsCall call;
 	char	   *version;
 
-	ls->takeable = 0;
-	ls->installed = ApLockExtension();
-	if (!ls->installed)
+	ss->takeable = 0;
+	ss->installed = ApLockExtension();
+	if (!ss->installed)
 		return;
 	version = ApInstalledVersion();
-	ls->outdated = version == NULL || strcmp(version, AP_EXTVERSION) != 0;
-	if (ls->outdated)
+	ss->outdated = version == NULL || strcmp(version, AP_EXTVERSION) != 0;
+	if (ss->outdated)
 		return;
 	ApEnterSafe(&call);
-	ls->takeable = ApBatchCountTakeable();
+	ss->takeable = ApBatchCountTakeable();
 	ApLeaveSafe(&call);
 }
 
 /* Expire due claims (its own transaction: a failure must not stop the queue). */
 static void
-LauncherExpire(void *arg pg_attribute_unused())
+SchedulerExpire(void *arg pg_attribute_unused())
 {
 	static const ApStmt expire_sql = {
 		"SELECT approvals.expire_due()",
@@ -204,63 +226,71 @@ LauncherExpire(void *arg pg_attribute_unused())
 	ApLeaveSafe(&call);
 }
 
-/* Forget the launcher's latch when it exits. */
+/* Leave the queue table when the scheduler exits. */
 static void
-LauncherDetach(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
+SchedulerDetach(int code pg_attribute_unused(), Datum arg)
 {
-	ApQueueSetLauncher(NULL);
+	ApQueueDetachScheduler(DatumGetBool(arg));
 }
 
-/* Start one batch worker; false (with a WARNING) when no slot is free. */
+/* Start one dynamic worker in this database; false (with a WARNING) when no slot is free. */
 static bool
-StartBatchWorker(BackgroundWorkerHandle **handle)
+StartWorker(const char *function, const char *name, Oid dboid,
+			BackgroundWorkerHandle **handle)
 {
 	BackgroundWorker worker;
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	bool		ok;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "approvals");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "ApprovalsBatchWorkerMain");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "approvals batch worker");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "approvals batch worker");
-	worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "%s", name);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "%s", name);
+	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
 	worker.bgw_notify_pid = MyProcPid;
-	if (!RegisterDynamicBackgroundWorker(&worker, handle))
+	ok = RegisterDynamicBackgroundWorker(&worker, handle);
+	MemoryContextSwitchTo(old);
+	if (!ok)
 	{
+		*handle = NULL;
 		ereport(WARNING,
 				(errcode(ERRCODE_INSUFFICIENT_RESOURCES),
-				 errmsg("approvals: could not start a batch worker"),
-				 errhint("Raise max_worker_processes (approvals.max_workers batch workers and the launcher need a slot each).")));
-		return false;
+				 errmsg("approvals: could not start %s", name),
+				 errhint("Raise max_worker_processes (the launcher, a scheduler per database and approvals.max_workers batch workers need a slot each).")));
 	}
-	return true;
+	return ok;
 }
 
-/* Log, once per change, why the launcher waits. */
+/* Stop this scheduler's batch workers and wait for them (the database is being dropped). */
 static void
-LauncherLogState(LauncherState *ls)
+StopBatchWorkers(BackgroundWorkerHandle **workers)
 {
-	if (!ls->installed && !ls->logged_missing)
-		ereport(LOG,
-				(errmsg("approvals launcher: extension \"approvals\" is not installed in database \"%s\"; waiting",
-						ap_database)));
-	ls->logged_missing = !ls->installed;
-	if (ls->installed && ls->outdated && !ls->logged_outdated)
-		ereport(LOG,
-				(errmsg("approvals launcher: extension \"approvals\" in database \"%s\" is not at version %s, the version of the loaded library; waiting for ALTER EXTENSION approvals UPDATE",
-						ap_database, AP_EXTVERSION)));
-	ls->logged_outdated = ls->installed && ls->outdated;
+	for (int i = 0; i < AP_MAX_WORKERS_LIMIT; i++)
+		if (workers[i] != NULL)
+			TerminateBackgroundWorker(workers[i]);
+	for (int i = 0; i < AP_MAX_WORKERS_LIMIT; i++)
+		if (workers[i] != NULL)
+		{
+			(void) WaitForBackgroundWorkerShutdown(workers[i]);
+			ApQueueReleaseWorker();
+			pfree(workers[i]);
+			workers[i] = NULL;
+		}
 }
 
-/* The launcher: expire claims every naptime, start batch workers for takeable batches. */
+/* A scheduler: expire claims every naptime, start batch workers for takeable batches. */
 void
-ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
+ApprovalsSchedulerMain(Datum main_arg)
 {
+	Oid			dboid = DatumGetObjectId(main_arg);
 	BackgroundWorkerHandle *workers[AP_MAX_WORKERS_LIMIT];
 	uint64		takes_at_start[AP_MAX_WORKERS_LIMIT];	/* takes when each started */
-	LauncherState ls;
+	SchedulerState ss;
+	char	   *dbname;
 	TimestampTz last_expire = 0;
 	MemoryContext loop_cxt;
 	uint64		seen_takes = 0;
@@ -268,25 +298,27 @@ ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 	TimestampTz backoff_until = 0;
 
 	memset(workers, 0, sizeof(workers));
-	memset(&ls, 0, sizeof(ls));
+	memset(&ss, 0, sizeof(ss));
 	WorkerSignals();
-	if (IsBinaryUpgrade)
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("approvals scheduler");
+	StartTransactionCommand();
+	dbname = MemoryContextStrdup(TopMemoryContext, get_database_name(MyDatabaseId));
+	CommitTransactionCommand();
+	if (!ApQueueAttachScheduler())
 		proc_exit(0);
-	BackgroundWorkerInitializeConnection(ap_database, NULL, 0);
-	pgstat_report_appname("approvals launcher");
-	ApQueueSetLauncher(MyLatch);
-	on_shmem_exit(LauncherDetach, (Datum) 0);
+	on_shmem_exit(SchedulerDetach, BoolGetDatum(false));
 
-	ereport(LOG, (errmsg("approvals launcher started in database \"%s\"", ap_database)));
-	loop_cxt = AllocSetContextCreate(TopMemoryContext, "approvals launcher",
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "approvals scheduler",
 									 ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
 		int			running = 0;
 		TimestampTz now = GetCurrentTimestamp();
 		long		sleep_ms = ap_naptime * 1000L;
-		bool		queue_changed = ApQueueChanged();
-		uint64		takes = ApQueueTakes();
+		bool		queue_changed;
+		bool		stopping;
+		uint64		takes;
 		bool		idle_exit = false;
 		ErrorData  *error;
 
@@ -294,6 +326,12 @@ ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 		WorkerReloadConfig();
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
+		ApQueueSchedulerState(&queue_changed, &takes, &stopping);
+		if (stopping)
+		{
+			StopBatchWorkers(workers);
+			proc_exit(0);
+		}
 
 		/* a worker that stopped with no batch taken since it started found nothing */
 		for (int i = 0; i < AP_MAX_WORKERS_LIMIT; i++)
@@ -306,6 +344,7 @@ ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 			{
 				if (takes == takes_at_start[i])
 					idle_exit = true;
+				ApQueueReleaseWorker();
 				pfree(workers[i]);
 				workers[i] = NULL;
 			}
@@ -333,47 +372,286 @@ ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
 		}
 		seen_takes = takes;
 
-		if (ap_worker_enabled)
+		if (!WorkerTxn(SchedulerLook, &ss, "approvals scheduler: checking the queue", &error))
 		{
-			if (TimestampDifferenceExceeds(last_expire, now, ap_naptime * 1000))
-			{
-				if (!WorkerTxn(LauncherExpire, NULL, "approvals launcher: expiring due claims",
-							   &error))
-					FreeErrorData(error);
-				last_expire = now;
-			}
-			if (WorkerTxn(LauncherLook, &ls, "approvals launcher: checking the queue", &error))
-				LauncherLogState(&ls);
-			else
-			{
-				FreeErrorData(error);
-				ls.takeable = 0;
-			}
-
-			if (now < backoff_until)
-				sleep_ms = Min(sleep_ms, TimestampDifferenceMilliseconds(now, backoff_until) + 1);
-			for (int i = 0; i < AP_MAX_WORKERS_LIMIT && now >= backoff_until &&
-				 ls.takeable > running && running < ap_max_workers; i++)
-			{
-				MemoryContext old;
-
-				if (workers[i] != NULL)
-					continue;
-				old = MemoryContextSwitchTo(TopMemoryContext);
-				if (!StartBatchWorker(&workers[i]))
-				{
-					workers[i] = NULL;
-					MemoryContextSwitchTo(old);
-					break;
-				}
-				takes_at_start[i] = takes;
-				MemoryContextSwitchTo(old);
-				running++;
-			}
+			FreeErrorData(error);
+			ss.takeable = 0;
 		}
+		else if (!ss.installed)
+		{
+			ereport(LOG,
+					(errmsg("approvals scheduler: extension \"approvals\" is not installed in database \"%s\"; leaving",
+							dbname)));
+			StopBatchWorkers(workers);
+			cancel_before_shmem_exit(SchedulerDetach, BoolGetDatum(false));
+			ApQueueDetachScheduler(true);
+			proc_exit(0);
+		}
+		else if (ss.outdated && !ss.logged_outdated)
+		{
+			ereport(LOG,
+					(errmsg("approvals scheduler: extension \"approvals\" in database \"%s\" is not at version %s, the version of the loaded library; waiting for ALTER EXTENSION approvals UPDATE",
+							dbname, AP_EXTVERSION)));
+			ss.logged_outdated = true;
+		}
+		if (!ss.outdated)
+			ss.logged_outdated = false;
+
+		if (ap_worker_enabled && !ss.outdated &&
+			TimestampDifferenceExceeds(last_expire, now, ap_naptime * 1000))
+		{
+			if (!WorkerTxn(SchedulerExpire, NULL, "approvals scheduler: expiring due claims",
+						   &error))
+				FreeErrorData(error);
+			last_expire = now;
+		}
+
+		if (now < backoff_until)
+			sleep_ms = Min(sleep_ms, TimestampDifferenceMilliseconds(now, backoff_until) + 1);
+		for (int i = 0; i < AP_MAX_WORKERS_LIMIT && ap_worker_enabled && now >= backoff_until &&
+			 running < ap_max_workers && ApQueueReserveWorker(ss.takeable, ap_max_workers); i++)
+		{
+			if (workers[i] != NULL)
+			{
+				ApQueueReleaseWorker();
+				continue;
+			}
+			if (!StartWorker("ApprovalsBatchWorkerMain", "approvals batch worker", MyDatabaseId,
+							 &workers[i]))
+			{
+				ApQueueReleaseWorker();
+				break;
+			}
+			takes_at_start[i] = takes;
+			running++;
+		}
+		if (ss.takeable > running)
+			sleep_ms = Min(sleep_ms, 1000L);	/* waiting for a share of the budget */
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 sleep_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
+}
+
+/* ------------------------------------------------------------------------
+ * The launcher: a scheduler for every database that has the extension
+ * ------------------------------------------------------------------------ */
+
+typedef struct LauncherDb
+{
+	Oid			dboid;
+	BackgroundWorkerHandle *handle;
+} LauncherDb;
+
+#define LAUNCHER_MAX_DBS	128
+
+/* Forget the launcher's latch when it exits. */
+static void
+LauncherDetach(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
+{
+	ApQueueSetLauncher(NULL);
+}
+
+/*
+ * The databases a scheduler may serve: every one that accepts connections
+ * and is not a template, or only approvals.database when that is set.
+ */
+static int
+ListDatabases(Oid *oids, int max)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	int			n = 0;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL && n < max)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (!db->datallowconn || db->datistemplate)
+			continue;
+		if (ap_database && ap_database[0] && strcmp(NameStr(db->datname), ap_database) != 0)
+			continue;
+		oids[n++] = db->oid;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return n;
+}
+
+/* The launcher: start a scheduler for every database that needs one. */
+void
+ApprovalsLauncherMain(Datum main_arg pg_attribute_unused())
+{
+	LauncherDb	dbs[LAUNCHER_MAX_DBS];
+	int			n_dbs = 0;
+	TimestampTz last_look = 0;
+
+	WorkerSignals();
+	if (IsBinaryUpgrade)
+		proc_exit(0);
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("approvals launcher");
+	ApQueueSetLauncher(MyLatch);
+	on_shmem_exit(LauncherDetach, (Datum) 0);
+	if (ap_database && ap_database[0])
+		ereport(LOG, (errmsg("approvals launcher started; serving database \"%s\" only",
+							 ap_database)));
+	else
+		ereport(LOG, (errmsg("approvals launcher started; serving every database that has the extension")));
+
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		bool		rescan;
+
+		CHECK_FOR_INTERRUPTS();
+		WorkerReloadConfig();
+		rescan = ApQueueTakeRescan();
+
+		/* forget schedulers that stopped */
+		for (int i = 0; i < n_dbs;)
+		{
+			pid_t		pid;
+
+			if (dbs[i].handle == NULL ||
+				GetBackgroundWorkerPid(dbs[i].handle, &pid) == BGWH_STOPPED)
+			{
+				if (dbs[i].handle)
+					pfree(dbs[i].handle);
+				dbs[i] = dbs[--n_dbs];
+			}
+			else
+				i++;
+		}
+
+		/* look every naptime, and at once when something changed */
+		if (rescan || TimestampDifferenceExceeds(last_look, now, ap_naptime * 1000))
+		{
+			Oid			oids[LAUNCHER_MAX_DBS];
+			int			n = ListDatabases(oids, LAUNCHER_MAX_DBS);
+
+			last_look = now;
+			for (int k = 0; k < n && n_dbs < LAUNCHER_MAX_DBS; k++)
+			{
+				bool		served = false;
+
+				for (int i = 0; i < n_dbs; i++)
+					served |= dbs[i].dboid == oids[k];
+				if (served || !ApQueueMayServe(oids[k]))
+					continue;
+				if (!StartWorker("ApprovalsSchedulerMain", "approvals scheduler", oids[k],
+								 &dbs[n_dbs].handle))
+					break;
+				dbs[n_dbs++].dboid = oids[k];
+			}
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 ap_naptime * 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Noticing databases and the extension come and go
+ * ------------------------------------------------------------------------ */
+
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/* The database a utility statement needs without other sessions, or InvalidOid. */
+static Oid
+DatabaseToVacate(Node *stmt)
+{
+	ListCell   *lc;
+
+	switch (nodeTag(stmt))
+	{
+		case T_DropdbStmt:
+			return get_database_oid(((DropdbStmt *) stmt)->dbname, true);
+		case T_RenameStmt:
+			if (((RenameStmt *) stmt)->renameType == OBJECT_DATABASE)
+				return get_database_oid(((RenameStmt *) stmt)->subname, true);
+			return InvalidOid;
+		case T_AlterDatabaseStmt:
+			foreach(lc, ((AlterDatabaseStmt *) stmt)->options)
+				if (strcmp(((DefElem *) lfirst(lc))->defname, "tablespace") == 0)
+					return get_database_oid(((AlterDatabaseStmt *) stmt)->dbname, true);
+			return InvalidOid;
+		case T_CreatedbStmt:
+			foreach(lc, ((CreatedbStmt *) stmt)->options)
+				if (strcmp(((DefElem *) lfirst(lc))->defname, "template") == 0)
+					return get_database_oid(defGetString((DefElem *) lfirst(lc)), true);
+			return InvalidOid;
+		default:
+			return InvalidOid;
+	}
+}
+
+/* Does this statement create or drop the extension, or create a database? */
+static bool
+ChangesWhatIsServed(Node *stmt)
+{
+	switch (nodeTag(stmt))
+	{
+		case T_CreateExtensionStmt:
+			return strcmp(((CreateExtensionStmt *) stmt)->extname, "approvals") == 0;
+		case T_CreatedbStmt:
+			return true;
+		case T_DropStmt:
+			return ((DropStmt *) stmt)->removeType == OBJECT_EXTENSION;
+		default:
+			return false;
+	}
+}
+
+/*
+ * ProcessUtility hook (with the preload): before a statement that needs a
+ * database without other sessions, our scheduler and workers there leave
+ * (they come back after it); after CREATE/DROP EXTENSION or CREATE DATABASE,
+ * the launcher looks again when the transaction commits.
+ */
+static void
+ApProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				 ProcessUtilityContext context, ParamListInfo params,
+				 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *stmt = pstmt->utilityStmt;
+	Oid			vacate = DatabaseToVacate(stmt);
+
+	if (ChangesWhatIsServed(stmt))
+		ApQueueRescanAtCommit();
+	if (OidIsValid(vacate))
+		ApQueueStopDatabase(vacate, 10000);
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+	}
+	PG_FINALLY();
+	{
+		if (OidIsValid(vacate))
+			ApQueueResumeDatabase(vacate);
+	}
+	PG_END_TRY();
+}
+
+/* Install the hook (with the preload). */
+void
+ApWorkerInstallHooks(void)
+{
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = ApProcessUtility;
 }

@@ -91,6 +91,10 @@ ap_install_deps || ap_die "could not install the required packages"
 ap_use_cluster test "$PORT"
 ap_lock
 export AP_FSYNC=off
+# The worker serves database postgres only, so that the batches the pg_regress, isolation and
+# pgTAP databases queue stay as their tests leave them; test/shell/15_worker_databases.sh
+# lifts the restriction to test the worker in every database.
+export AP_EXTRA_CONF="approvals.database = 'postgres'"
 
 # A fresh cluster every run: stop whatever an interrupted run left, then delete it.
 ap_stop >/dev/null 2>&1 || true

@@ -2,7 +2,7 @@
 -- and api_respond (seed 004, approval interaction response): field names,
 -- value types, timestamp format, mapping onto submit/decide and errors.
 BEGIN;
-SELECT plan(43);
+SELECT plan(48);
 
 -- Timestamps must come out in UTC whatever the session's time zone.
 SET LOCAL TimeZone = 'America/New_York';
@@ -89,6 +89,17 @@ SELECT throws_ok($$SELECT approvals.api_submit('{"merchantId":"t06_m","resourceT
                  '22004', NULL, 'api_submit with resourceId null is 22004');
 SELECT throws_ok($$SELECT approvals.api_submit('{"merchantId":"t06_m","resourceType":"invoice","resourceId":"","dataSnapshotHash":"h"}')$$,
                  '22023', NULL, 'api_submit with an empty resourceId is 22023');
+-- The seed's enums and string members are checked (unknown keys are ignored)
+SELECT throws_ok($$SELECT approvals.api_submit('{"merchantId":"t06_m","resourceType":"invoice","resourceId":"e-k","dataSnapshotHash":"h","kind":"bogus"}')$$,
+                 '22023', 'invalid "kind" "bogus"', 'api_submit with a kind the seed does not define is 22023');
+SELECT throws_ok($$SELECT approvals.api_submit('{"merchantId":"t06_m","resourceType":"payout","resourceId":"e-t","dataSnapshotHash":"h"}')$$,
+                 '22023', 'invalid "resourceType" "payout"', 'api_submit with a resourceType other than order or invoice is 22023');
+SELECT throws_ok($$SELECT approvals.api_submit('{"merchantId":"t06_m","resourceType":"invoice","resourceId":"e-n","dataSnapshotHash":"h","note":{"a":1}}')$$,
+                 '22023', '"note" must be a JSON string', 'api_submit with a note that is not a string is 22023');
+SELECT throws_ok($$SELECT approvals.api_submit('{"merchantId":"t06_m","resourceType":"invoice","resourceId":7,"dataSnapshotHash":"h"}')$$,
+                 '22023', '"resourceId" must be a JSON string', 'api_submit with a numeric resourceId is 22023');
+SELECT is(approvals.api_submit('{"merchantId":"t06_m","resourceType":"order","resourceId":"e-u","dataSnapshotHash":"h","kind":"push","colour":"red"}') ->> 'kind',
+          'push', 'api_submit takes kind push and ignores an unknown key');
 SELECT throws_ok(format($$SELECT approvals.api_submit(%L)$$,
                         jsonb_build_object('merchantId', 't06_m', 'resourceType', 'invoice', 'resourceId', 'e-7',
                                            'dataSnapshotHash', 'h', 'note', repeat('n', 2001))),

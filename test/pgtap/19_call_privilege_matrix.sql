@@ -26,7 +26,7 @@
 -- by 8 (pass 1) + the number of its "denied" cells if its basis is the role
 -- table (pass 2).
 BEGIN;
-SELECT plan(419);
+SELECT plan(427);
 
 -- ---------------------------------------------------------------------------
 -- Roles
@@ -113,6 +113,7 @@ INSERT INTO pm_matrix (fn, basis, reader, requester, reviewer, coordinator, admi
     ('json_ts',            'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('json_required',      'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('json_text_array',    'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
+    ('json_string',        'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('api_approval',       'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('api_batch_summary',  'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     -- the trigger function of approvals.events
@@ -156,7 +157,7 @@ $fixture$;
 CREATE TEMP TABLE pm_calls (fn text PRIMARY KEY, sql text NOT NULL);
 INSERT INTO pm_calls VALUES
     ('submit',             $$SELECT approvals.submit('pm_type', 'pm_res_submit', 'sha256:pm')$$),
-    ('api_submit',         $$SELECT approvals.api_submit('{"merchantId": "pm_t", "resourceType": "pm_type", "resourceId": "pm_res_api", "dataSnapshotHash": "sha256:pm"}')$$),
+    ('api_submit',         $$SELECT approvals.api_submit('{"merchantId": "pm_t", "resourceType": "invoice", "resourceId": "pm_res_api", "dataSnapshotHash": "sha256:pm"}')$$),
     ('cancel_claim',       $$SELECT approvals.cancel_claim('pmc_' || current_user)$$),
     ('decide',             $$SELECT approvals.decide('pm_d1', 'approved')$$),
     ('api_respond',        $$SELECT approvals.api_respond('pm_d1', '{"outcome": "approved"}')$$),
@@ -186,6 +187,7 @@ INSERT INTO pm_calls VALUES
     ('json_ts',            $$SELECT approvals.json_ts(now())$$),
     ('json_required',      $$SELECT approvals.json_required('{"k": "v"}', 'k')$$),
     ('json_text_array',    $$SELECT approvals.json_text_array('{"k": ["v"]}', 'k', true)$$),
+    ('json_string',        $$SELECT approvals.json_string('{"k": "v"}', 'k', true, ARRAY['v'])$$),
     ('api_approval',       $$SELECT approvals.api_approval(NULL::approvals.claims)$$),
     ('api_batch_summary',  $$SELECT approvals.api_batch_summary(NULL::approvals.batches)$$),
     ('events_append_only', $$SELECT approvals.events_append_only()$$);
