@@ -94,3 +94,62 @@ BEGIN ATOMIC
         add_claim_ids => approvals.json_text_array(body, 'add_claim_ids', false),
         comment       => approvals.json_string(body, 'comment')) AS b;
 END;
+
+-- Roles read as names, not OIDs (tenant_grants.member, batches.created_by are regrole).
+ALTER TABLE approvals.tenant_grants ALTER COLUMN member TYPE regrole;
+-- The functions that take the batch row type must go while its column changes type.
+DROP FUNCTION approvals.api_get_batch(text);
+DROP FUNCTION approvals.api_list_batches(integer, integer);
+DROP FUNCTION approvals.api_batch_summary(approvals.batches);
+ALTER TABLE approvals.batches ALTER COLUMN created_by TYPE regrole;
+CREATE FUNCTION approvals.api_batch_summary(b approvals.batches) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, approvals, pg_temp
+    RETURN pg_catalog.jsonb_build_object(
+        'batch_id', b.id, 'coordinator_id', b.coordinator, 'status', b.status,
+        'total_claims', b.total_claims, 'approved_count', b.approved_count,
+        'rejected_count', b.rejected_count + b.failed_count,
+        'created_at', approvals.json_ts(b.created_at),
+        'completed_at', approvals.json_ts(b.completed_at));
+COMMENT ON FUNCTION approvals.api_batch_summary(approvals.batches) IS
+    'A batch as the bulk approval processor lists it (failed items count as rejected there)';
+
+CREATE FUNCTION approvals.api_list_batches(page integer DEFAULT 1, "limit" integer DEFAULT 20)
+RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'data', coalesce((SELECT pg_catalog.jsonb_agg(approvals.api_batch_summary(b))
+                          FROM approvals.list_batches(NULL, NULL, page, "limit") AS b), '[]'::jsonb),
+        'pagination', pg_catalog.jsonb_build_object(
+            'page', page, 'limit', "limit",
+            'total', (SELECT pg_catalog.count(*) FROM approvals.batches)));
+END;
+COMMENT ON FUNCTION approvals.api_list_batches(integer, integer) IS
+    'GET /approval-batches: {data: [...], pagination: {page, limit, total}}';
+
+CREATE FUNCTION approvals.api_get_batch(batch_id text) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT approvals.api_batch_summary(b)
+        || pg_catalog.jsonb_build_object('results', coalesce((
+            SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                       'claim_id', r.claim_id,
+                       'decision', CASE r.decision WHEN 'failed' THEN 'rejected' ELSE r.decision END,
+                       'error', r.error))
+                   || pg_catalog.jsonb_build_object('processed_at', approvals.json_ts(r.processed_at))
+                   ORDER BY r.ord)
+            FROM approvals.batch_results(b.id) WITH ORDINALITY AS r(claim_id, decision, error, processed_at, ord)),
+            '[]'::jsonb))
+    FROM approvals.get_batch(api_get_batch.batch_id) AS b;
+END;
+COMMENT ON FUNCTION approvals.api_get_batch(text) IS
+    'GET /approval-batches/:id: the batch with per-claim results (failed items appear as rejected with an error)';
+
+REVOKE ALL ON FUNCTION approvals.api_batch_summary(approvals.batches),
+      approvals.api_list_batches(integer, integer), approvals.api_get_batch(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION approvals.api_batch_summary(approvals.batches),
+      approvals.api_list_batches(integer, integer), approvals.api_get_batch(text)
+      TO approvals_reader;

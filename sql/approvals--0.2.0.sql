@@ -151,7 +151,7 @@ COMMENT ON TABLE approvals.handlers IS
 
 CREATE TABLE approvals.tenant_grants (
     tenant     text NOT NULL,
-    member     oid NOT NULL,
+    member     regrole NOT NULL,
     granted_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (tenant, member)
 );
@@ -194,7 +194,7 @@ CREATE TABLE approvals.batches (
     auto_retry        boolean NOT NULL DEFAULT true,
     error             text,
     idempotency_key   text,
-    created_by        oid NOT NULL,
+    created_by        regrole NOT NULL,
     next_position     integer NOT NULL DEFAULT 1,
     worker_pid        integer,
     worker_started    timestamptz,

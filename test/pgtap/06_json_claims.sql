@@ -98,7 +98,7 @@ SELECT throws_ok($$SELECT approvals.api_submit('{"merchantId":"t06_m","resourceT
                  '22023', '"note" must be a JSON string', 'api_submit with a note that is not a string is 22023');
 SELECT throws_ok($$SELECT approvals.api_submit('{"merchantId":"t06_m","resourceType":"invoice","resourceId":7,"dataSnapshotHash":"h"}')$$,
                  '22023', '"resourceId" must be a JSON string', 'api_submit with a numeric resourceId is 22023');
-SELECT is(approvals.api_submit('{"merchantId":"t06_m","resourceType":"order","resourceId":"e-u","dataSnapshotHash":"h","kind":"push","colour":"red"}') ->> 'kind',
+SELECT is(approvals.api_submit('{"merchantId":"t06_m","resourceType":"order","resourceId":"ok-u","dataSnapshotHash":"h","kind":"push","colour":"red"}') ->> 'kind',
           'push', 'api_submit takes kind push and ignores an unknown key');
 SELECT throws_ok(format($$SELECT approvals.api_submit(%L)$$,
                         jsonb_build_object('merchantId', 't06_m', 'resourceType', 'invoice', 'resourceId', 'e-7',

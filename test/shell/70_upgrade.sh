@@ -134,11 +134,14 @@ check "the batch mid-flight: processing, 100 of 250 done, next_position 101, its
                           FROM approvals.batches b WHERE id = '$B_MID'")"
 
 # Row counts and checksums over the tables' columns as they are now (a column the update adds
-# is not part of them), and the positions of the sequences.
+# is not part of them; an oid column is compared as an oid, whatever reg* type the update gives
+# it), and the positions of the sequences.
 sqld "$DB_OLD" >"$TMP/checksum.sql" -c "
     SELECT format('SELECT %L, count(*), md5(coalesce(string_agg(r, E''\\n'' ORDER BY r COLLATE \"C\"), '''')) FROM (SELECT ROW(%s)::text AS r FROM %s) s;',
                   c.oid::regclass::text,
-                  string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum), c.oid::regclass)
+                  string_agg(quote_ident(a.attname)
+                             || CASE WHEN a.atttypid = 'oid'::regtype THEN '::oid' ELSE '' END,
+                             ', ' ORDER BY a.attnum), c.oid::regclass)
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
     WHERE n.nspname = 'approvals' AND c.relkind IN ('r', 'p')
