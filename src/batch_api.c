@@ -712,17 +712,14 @@ approvals_wait_batch(PG_FUNCTION_ARGS)
 			strcmp(status, "cancelled") == 0;
 		if (terminal || GetCurrentTimestamp() >= deadline)
 			break;
-		if (strcmp(status, "pending") == 0)
-		{
-			/* nothing moves a pending batch but start_batch or process_batch */
+		if (poll == 0 && strcmp(status, "pending") == 0)
+			/* only start_batch, or a process_batch (another transaction's), moves it */
 			ereport(NOTICE,
 					(errmsg("batch \"%s\" is pending: nothing processes it until it is started",
 							batch_id),
 					 errhint("Call approvals.start_batch('%s') to queue it, or approvals.process_batch('%s') to process it now.",
 							 batch_id, batch_id)));
-			break;
-		}
-		if (poll == 0 && !WorkerServesThisDatabase())
+		else if (poll == 0 && !WorkerServesThisDatabase())
 			ereport(NOTICE,
 					(errmsg("no background worker processes batches in database \"%s\"",
 							get_database_name(MyDatabaseId)),

@@ -226,11 +226,14 @@ SchedulerExpire(void *arg pg_attribute_unused())
 	ApLeaveSafe(&call);
 }
 
+/* Set when a scheduler leaves because its database has no extension. */
+static bool scheduler_found_no_extension = false;
+
 /* Leave the queue table when the scheduler exits. */
 static void
-SchedulerDetach(int code pg_attribute_unused(), Datum arg)
+SchedulerDetach(int code pg_attribute_unused(), Datum arg pg_attribute_unused())
 {
-	ApQueueDetachScheduler(DatumGetBool(arg));
+	ApQueueDetachScheduler(scheduler_found_no_extension);
 }
 
 /* Start one dynamic worker in this database; false (with a WARNING) when no slot is free. */
@@ -307,7 +310,7 @@ ApprovalsSchedulerMain(Datum main_arg)
 	CommitTransactionCommand();
 	if (!ApQueueAttachScheduler())
 		proc_exit(0);
-	on_shmem_exit(SchedulerDetach, BoolGetDatum(false));
+	on_shmem_exit(SchedulerDetach, (Datum) 0);
 
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "approvals scheduler",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -383,8 +386,7 @@ ApprovalsSchedulerMain(Datum main_arg)
 					(errmsg("approvals scheduler: extension \"approvals\" is not installed in database \"%s\"; leaving",
 							dbname)));
 			StopBatchWorkers(workers);
-			cancel_before_shmem_exit(SchedulerDetach, BoolGetDatum(false));
-			ApQueueDetachScheduler(true);
+			scheduler_found_no_extension = true;
 			proc_exit(0);
 		}
 		else if (ss.outdated && !ss.logged_outdated)

@@ -1,7 +1,6 @@
 -- 20_batch_api_wait_snapshot: wait_batch inside a REPEATABLE READ transaction cannot see a batch
 -- change (its snapshot is fixed), so it says so at once (25000) instead of waiting out its
--- timeout and returning a stale status; a batch already finished is still returned. (A
--- pending batch is returned at once anyway, with a NOTICE: nothing moves it.)
+-- timeout and returning a stale status; a batch already finished is still returned.
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT plan(3);
 
