@@ -10,7 +10,8 @@
  *
  *		batch_api.c		the SQL functions: create/update/start/process/cancel,
  *						results, get, list, wait, purge, run_queued
- *		batch_state.c	the batch row: load, lock, ownership, finish, NOTIFY
+ *		batch_state.c	the batch row and its items: load, lock, ownership, finish,
+ *						NOTIFY, append items, recount
  *		batch_run.c		the one driver: take a batch, run it chunk by chunk
  *						with the one retry policy, in one of three brackets
  *		batch_chunk.c	one chunk: lock and classify the items' claims,
@@ -94,6 +95,8 @@ extern void ApBatchOpen(ApprovalsCall *call, const char *batch_id, bool lock, Ba
 extern Datum ApBatchRowDatum(const char *batch_id);
 extern void ApBatchReportState(const BatchInfo *bi, const char *what);
 extern void ApBatchFinish(const char *batch_id, const char *status, const char *error);
+extern void ApBatchInsertItems(const char *batch_id, Datum ids, int offset);
+extern void ApBatchRecount(const char *batch_id, const char *tenant);
 
 /* batch_queue.c */
 extern void ApBatchQueueLock(const char *batch_id);
@@ -105,6 +108,7 @@ extern void ApQueueShmemRequest(void);
 extern void ApQueueShmemInit(void);
 extern void ApQueueInit(void);
 extern bool ApQueueShared(void);
+extern bool ApQueueServesThisDatabase(void);
 extern void ApQueueWake(void);
 extern void ApQueueRescanAtCommit(void);
 extern void ApQueueSetLauncher(Latch *latch);

@@ -93,64 +93,6 @@ CheckClaimIds(const char *argname, char **ids, int n, int already, bool allow_em
 	return sorted;
 }
 
-/* Append ids to a batch's items after position offset. */
-static void
-InsertItems(const char *batch_id, Datum ids, int offset)
-{
-	static const ApStmt sql = {
-		"INSERT INTO approvals.batch_items (batch_id, position, claim_id) "
-		"SELECT $1, $3 + u.ord::integer, u.id "
-		"FROM pg_catalog.unnest($2::text[]) WITH ORDINALITY AS u(id, ord)",
-		3, {TEXTOID, TEXTARRAYOID, INT4OID}
-	};
-	Datum		values[3] = {CStringGetTextDatum(batch_id), ids, Int32GetDatum(offset)};
-
-	ApExec(&sql, values, NULL, 0);
-}
-
-/*
- * Recompute a batch's total_claims and total_amount from its items (amounts
- * of the batch's own tenant only: another tenant's claim will fail, and its
- * amount is not the coordinator's to see).
- */
-static void
-RecountBatch(const char *batch_id, const char *tenant)
-{
-	static const ApStmt items_sql = {
-		"SELECT pg_catalog.count(*)::integer, "
-		"coalesce(pg_catalog.array_agg(claim_id), '{}') "
-		"FROM approvals.batch_items WHERE batch_id = $1",
-		1, {TEXTOID}
-	};
-	enum
-	{
-		ITEMS_COUNT = 1, ITEMS_CLAIM_IDS
-	};
-	static const ApStmt sum_sql = {
-		"SELECT coalesce(pg_catalog.sum(amount), 0) FROM approvals.claims "
-		"WHERE id = ANY ($1) AND tenant IS NOT DISTINCT FROM $2",
-		2, {TEXTARRAYOID, TEXTOID}
-	};
-	static const ApStmt update_sql = {
-		"UPDATE approvals.batches SET total_claims = $2, total_amount = $3, "
-		"updated_at = now() WHERE id = $1",
-		3, {TEXTOID, INT4OID, NUMERICOID}
-	};
-	Datum		values[3];
-	Datum		sum_values[2];
-	bool		sum_nulls[2] = {false, tenant == NULL};
-	bool		isnull;
-
-	values[0] = CStringGetTextDatum(batch_id);
-	ApExec(&items_sql, values, NULL, 1);
-	values[1] = ApGetDatum(0, ITEMS_COUNT, &isnull);
-	sum_values[0] = ApGetDatum(0, ITEMS_CLAIM_IDS, &isnull);
-	sum_values[1] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
-	ApExec(&sum_sql, sum_values, sum_nulls, 1);
-	values[2] = ApGetDatum(0, 1, &isnull);
-	ApExec(&update_sql, values, NULL, 0);
-}
-
 /* ------------------------------------------------------------------------
  * create_batch, update_batch, start_batch
  * ------------------------------------------------------------------------ */
@@ -248,8 +190,8 @@ approvals_create_batch(PG_FUNCTION_ARGS)
 	values[11] = ObjectIdGetDatum(call.caller.roleid);
 	ApExec(&sql, values, nulls, 0);
 
-	InsertItems(id, PG_GETARG_DATUM(0), 0);
-	RecountBatch(id, tenant);
+	ApBatchInsertItems(id, PG_GETARG_DATUM(0), 0);
+	ApBatchRecount(id, tenant);
 	if (start)
 		ApQueueWake();
 
@@ -317,7 +259,7 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(1))
 	{
 		ApExec(&delete_sql, values, NULL, 0);
-		InsertItems(batch_id, PG_GETARG_DATUM(1), 0);
+		ApBatchInsertItems(batch_id, PG_GETARG_DATUM(1), 0);
 	}
 	if (!PG_ARGISNULL(2))
 	{
@@ -335,7 +277,7 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("claim \"%s\" is already in batch \"%s\"",
 							ApGetCString(0, 1), batch_id)));
-		InsertItems(batch_id, PG_GETARG_DATUM(2), max_position);
+		ApBatchInsertItems(batch_id, PG_GETARG_DATUM(2), max_position);
 	}
 	if (comment)
 	{
@@ -343,7 +285,7 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 
 		ApExec(&comment_sql, cvalues, NULL, 0);
 	}
-	RecountBatch(batch_id, bi.tenant);
+	ApBatchRecount(batch_id, bi.tenant);
 
 	result = ApBatchRowDatum(batch_id);
 	ApEnd(&call);
@@ -650,23 +592,6 @@ WaitDeadline(Datum timeout)
 												   timeout));
 }
 
-/*
- * Does a background worker serve this database?  (The library preloaded,
- * approvals.worker_enabled on, and approvals.database empty or this one.)
- */
-static bool
-WorkerServesThisDatabase(void)
-{
-	char	   *name;
-
-	if (!ApQueueShared() || !ap_worker_enabled)
-		return false;
-	if (ap_database == NULL || ap_database[0] == '\0')
-		return true;
-	name = get_database_name(MyDatabaseId);
-	return name != NULL && strcmp(name, ap_database) == 0;
-}
-
 /* approvals.wait_batch(batch_id, timeout): block until terminal or timeout. */
 Datum
 approvals_wait_batch(PG_FUNCTION_ARGS)
@@ -719,7 +644,7 @@ approvals_wait_batch(PG_FUNCTION_ARGS)
 							batch_id),
 					 errhint("Call approvals.start_batch('%s') to queue it, or approvals.process_batch('%s') to process it now.",
 							 batch_id, batch_id)));
-		else if (poll == 0 && !WorkerServesThisDatabase())
+		else if (poll == 0 && !ApQueueServesThisDatabase())
 			ereport(NOTICE,
 					(errmsg("no background worker processes batches in database \"%s\"",
 							get_database_name(MyDatabaseId)),

@@ -15,6 +15,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "commands/dbcommands.h"
 #include "storage/ipc.h"
 #include "storage/lock.h"
 #include "storage/lwlock.h"
@@ -612,4 +613,21 @@ ApQueueResumeDatabase(Oid dboid)
 	SpinLockRelease(&queue_shared->mutex);
 	if (launcher)
 		SetLatch(launcher);
+}
+
+/*
+ * Does a background worker serve this database?  (The library preloaded,
+ * approvals.worker_enabled on, and approvals.database empty or this one.)
+ */
+bool
+ApQueueServesThisDatabase(void)
+{
+	char	   *name;
+
+	if (!ApQueueShared() || !ap_worker_enabled)
+		return false;
+	if (ap_database == NULL || ap_database[0] == '\0')
+		return true;
+	name = get_database_name(MyDatabaseId);
+	return name != NULL && strcmp(name, ap_database) == 0;
 }

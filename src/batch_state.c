@@ -1,8 +1,8 @@
 /*
  * batch_state.c
- *		The batch row: load it (locked or not), check that the caller may see
- *		and change it, return it as a value, and finish it (a terminal status,
- *		with a NOTIFY).
+ *		The batch row and its items: load the row (locked or not), check that
+ *		the caller may see and change it, return it as a value, finish it (a
+ *		terminal status, with a NOTIFY); append items and recount the totals.
  */
 #include "postgres.h"
 
@@ -210,4 +210,62 @@ ApBatchFinish(const char *batch_id, const char *status, const char *error)
 	values[2] = error ? CStringGetTextDatum(error) : (Datum) 0;
 	ApExec(&sql, values, nulls, 0);
 	NotifyBatch(batch_id);
+}
+
+/* Append ids to a batch's items after position offset. */
+void
+ApBatchInsertItems(const char *batch_id, Datum ids, int offset)
+{
+	static const ApStmt sql = {
+		"INSERT INTO approvals.batch_items (batch_id, position, claim_id) "
+		"SELECT $1, $3 + u.ord::integer, u.id "
+		"FROM pg_catalog.unnest($2::text[]) WITH ORDINALITY AS u(id, ord)",
+		3, {TEXTOID, TEXTARRAYOID, INT4OID}
+	};
+	Datum		values[3] = {CStringGetTextDatum(batch_id), ids, Int32GetDatum(offset)};
+
+	ApExec(&sql, values, NULL, 0);
+}
+
+/*
+ * Recompute a batch's total_claims and total_amount from its items (amounts
+ * of the batch's own tenant only: another tenant's claim will fail, and its
+ * amount is not the coordinator's to see).
+ */
+void
+ApBatchRecount(const char *batch_id, const char *tenant)
+{
+	static const ApStmt items_sql = {
+		"SELECT pg_catalog.count(*)::integer, "
+		"coalesce(pg_catalog.array_agg(claim_id), '{}') "
+		"FROM approvals.batch_items WHERE batch_id = $1",
+		1, {TEXTOID}
+	};
+	enum
+	{
+		ITEMS_COUNT = 1, ITEMS_CLAIM_IDS
+	};
+	static const ApStmt sum_sql = {
+		"SELECT coalesce(pg_catalog.sum(amount), 0) FROM approvals.claims "
+		"WHERE id = ANY ($1) AND tenant IS NOT DISTINCT FROM $2",
+		2, {TEXTARRAYOID, TEXTOID}
+	};
+	static const ApStmt update_sql = {
+		"UPDATE approvals.batches SET total_claims = $2, total_amount = $3, "
+		"updated_at = now() WHERE id = $1",
+		3, {TEXTOID, INT4OID, NUMERICOID}
+	};
+	Datum		values[3];
+	Datum		sum_values[2];
+	bool		sum_nulls[2] = {false, tenant == NULL};
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(batch_id);
+	ApExec(&items_sql, values, NULL, 1);
+	values[1] = ApGetDatum(0, ITEMS_COUNT, &isnull);
+	sum_values[0] = ApGetDatum(0, ITEMS_CLAIM_IDS, &isnull);
+	sum_values[1] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
+	ApExec(&sum_sql, sum_values, sum_nulls, 1);
+	values[2] = ApGetDatum(0, 1, &isnull);
+	ApExec(&update_sql, values, NULL, 0);
 }
