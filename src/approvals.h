@@ -134,6 +134,7 @@ extern void ApResolveCaller(ApprovalsCaller *caller, const char *actor_arg);
 extern char *ApInstalledVersion(void);
 extern void ApRequireSchemaVersion(void);
 extern bool ApLockExtension(void);
+extern bool ApRunInExtension(void (*fn) (void *arg), void *arg);
 extern void ApBecomeOwner(ApprovalsPrivSwitch *sw);
 extern void ApRestoreUser(ApprovalsPrivSwitch *sw);
 extern void ApBegin(ApprovalsCall *call);
@@ -183,6 +184,7 @@ extern char *ApNewId(const char *prefix);
 extern Datum ApCStringArrayDatum(char **items, int n);
 extern char **ApTextArrayToCStrings(Datum array, int *n);
 extern Datum ApTextArrayFromArgs(FunctionCallInfo fcinfo, int skip_argno);
+extern bool ApIntervalOver(Datum interval, const char *limit);
 
 /* tenant.c */
 extern bool ApTenantAllowed(const ApprovalsCaller *caller, const char *tenant);

@@ -581,11 +581,9 @@ static TimestampTz
 WaitDeadline(Datum timeout)
 {
 	Interval   *in = DatumGetIntervalP(timeout);
-	Datum		century = DirectFunctionCall3(interval_in, CStringGetDatum("100 years"),
-											  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 
-	if (DatumGetBool(DirectFunctionCall2(interval_gt, timeout, century)) ||
-		in->month > 1200 || in->day > 36600)
+	/* any part alone may overflow the addition, whatever the others make of the total */
+	if (ApIntervalOver(timeout, "100 years") || in->month > 1200 || in->day > 36600)
 		return DT_NOEND;
 	return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 												   TimestampTzGetDatum(GetCurrentTimestamp()),

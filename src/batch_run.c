@@ -74,22 +74,22 @@ ApTxnCall(ApWorkFn work, void *arg, const char *activity pg_attribute_unused(),
 	return *error == NULL;
 }
 
-/* Take the next batch (TakeWork), as the extension owner. */
+/* Take the next batch (TakeWork). */
+static void
+TakeNextWork(void *arg)
+{
+	TakeWork   *tw = (TakeWork *) arg;
+	char	   *id = ApBatchTakeNextInner(tw->caller);
+
+	if (id)
+		tw->batch_id = MemoryContextStrdup(tw->cxt, id);
+}
+
 static void
 TakeNext(void *arg)
 {
-	TakeWork   *tw = (TakeWork *) arg;
-	ApprovalsCall call;
-	char	   *id;
-
-	tw->batch_id = NULL;
-	if (!ApLockExtension())
-		return;
-	ApEnterSafe(&call);
-	id = ApBatchTakeNextInner(tw->caller);
-	ApLeaveSafe(&call);
-	if (id)
-		tw->batch_id = MemoryContextStrdup(tw->cxt, id);
+	((TakeWork *) arg)->batch_id = NULL;
+	(void) ApRunInExtension(TakeNextWork, arg);
 }
 
 /*
@@ -108,35 +108,34 @@ ApBatchTakeNext(const ApprovalsCaller *caller, ApTxnFn txn, MemoryContext cxt,
 	return ok;
 }
 
-/*
- * Lock the extension against DROP EXTENSION for the chunk (so that a DROP
- * waits for it instead of deadlocking with it), then process one chunk.
- */
+/* Process one chunk (ChunkWork). */
+static void
+ChunkWorkFn(void *arg)
+{
+	ChunkWork  *cw = (ChunkWork *) arg;
+
+	cw->finished = ApBatchChunk(cw->batch_id, ap_chunk_size);
+}
+
+/* One chunk, in the extension's bracket; a dropped extension finishes the batch. */
 static void
 RunChunk(void *arg)
 {
-	ChunkWork  *cw = (ChunkWork *) arg;
-	ApprovalsCall call;
-
-	cw->finished = true;
-	if (!ApLockExtension())
-		return;
-	ApEnterSafe(&call);
-	cw->finished = ApBatchChunk(cw->batch_id, ap_chunk_size);
-	ApLeaveSafe(&call);
+	((ChunkWork *) arg)->finished = true;
+	(void) ApRunInExtension(ChunkWorkFn, arg);
 }
 
 /* Hand the batch back to the queue (after a chunk that failed for good). */
 static void
+HandBackWork(void *arg)
+{
+	ApBatchHandBack((const char *) arg);
+}
+
+static void
 HandBack(void *arg)
 {
-	ApprovalsCall call;
-
-	if (!ApLockExtension())
-		return;
-	ApEnterSafe(&call);
-	ApBatchHandBack((const char *) arg);
-	ApLeaveSafe(&call);
+	(void) ApRunInExtension(HandBackWork, arg);
 }
 
 /*

@@ -295,6 +295,26 @@ ApLockExtension(void)
 	return get_extension_name(extoid) != NULL;
 }
 
+/*
+ * Run fn(arg) as the extension owner with our search_path, the extension
+ * locked against DROP EXTENSION for the rest of the transaction (so that a
+ * DROP waits for the unit instead of deadlocking with it): how the driver
+ * and the worker run each unit of work.  False, without running fn, when the
+ * extension is not installed (any more).
+ */
+bool
+ApRunInExtension(void (*fn) (void *arg), void *arg)
+{
+	ApprovalsCall call;
+
+	if (!ApLockExtension())
+		return false;
+	ApEnterSafe(&call);
+	fn(arg);
+	ApLeaveSafe(&call);
+	return true;
+}
+
 /* ------------------------------------------------------------------------
  * The call bracket: SPI, search_path, the owner's identity
  * ------------------------------------------------------------------------ */

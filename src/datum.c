@@ -14,6 +14,7 @@
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/timestamp.h"
 
 #include "approvals.h"
 
@@ -166,4 +167,14 @@ ApTextArrayFromArgs(FunctionCallInfo fcinfo, int skip_argno)
 	}
 	AtEOXact_GUC(true, guc_nest);
 	return ApCStringArrayDatum(items, n);
+}
+
+/* Is the interval longer than limit (an interval literal such as "100 years")? */
+bool
+ApIntervalOver(Datum interval, const char *limit)
+{
+	Datum		max = DirectFunctionCall3(interval_in, CStringGetDatum(limit),
+										  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+
+	return DatumGetBool(DirectFunctionCall2(interval_gt, interval, max));
 }

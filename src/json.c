@@ -45,23 +45,39 @@ BodyMember(FunctionCallInfo fcinfo, char **key, JsonbValue *vbuf)
 	return (v == NULL || v->type == jbvNull) ? NULL : v;
 }
 
+/*
+ * The string member key (argument 1) of the request body (argument 0), or
+ * NULL when absent or JSON null (22004 when required); 22023 when it is not
+ * a string.
+ */
+static char *
+StringMember(FunctionCallInfo fcinfo, bool required, char **key)
+{
+	JsonbValue	vbuf;
+	JsonbValue *v = BodyMember(fcinfo, key, &vbuf);
+
+	if (v == NULL)
+	{
+		if (required)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("request body needs \"%s\"", *key)));
+		return NULL;
+	}
+	if (v->type != jbvString)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("\"%s\" must be a JSON string", *key)));
+	return pnstrdup(v->val.string.val, v->val.string.len);
+}
+
 /* approvals.json_required(body, key): a required string member of a JSON body. */
 Datum
 approvals_json_required(PG_FUNCTION_ARGS)
 {
 	char	   *key;
-	JsonbValue	vbuf;
-	JsonbValue *v = BodyMember(fcinfo, &key, &vbuf);
 
-	if (v == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("request body needs \"%s\"", key)));
-	if (v->type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("\"%s\" must be a JSON string", key)));
-	PG_RETURN_TEXT_P(cstring_to_text_with_len(v->val.string.val, v->val.string.len));
+	PG_RETURN_TEXT_P(cstring_to_text(StringMember(fcinfo, true, &key)));
 }
 
 /*
@@ -125,30 +141,15 @@ Datum
 approvals_json_string(PG_FUNCTION_ARGS)
 {
 	char	   *key;
-	JsonbValue	vbuf;
-	JsonbValue *v;
 	char	   *value;
-	bool		required;
 
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("required must not be null")));
-	required = PG_GETARG_BOOL(2);
-	v = BodyMember(fcinfo, &key, &vbuf);
-	if (v == NULL)
-	{
-		if (required)
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("request body needs \"%s\"", key)));
+	value = StringMember(fcinfo, PG_GETARG_BOOL(2), &key);
+	if (value == NULL)
 		PG_RETURN_NULL();
-	}
-	if (v->type != jbvString)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("\"%s\" must be a JSON string", key)));
-	value = pnstrdup(v->val.string.val, v->val.string.len);
 	if (!PG_ARGISNULL(3))
 	{
 		int			n;

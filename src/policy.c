@@ -29,13 +29,11 @@ const char *
 ApExpiresInProblem(Datum expires_in)
 {
 	Interval   *in = DatumGetIntervalP(expires_in);
-	Datum		max = DirectFunctionCall3(interval_in, CStringGetDatum(AP_MAX_EXPIRES_IN),
-										  ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 
 	if (in->month < 0 || in->day < 0 || in->time < 0 ||
 		(in->month == 0 && in->day == 0 && in->time == 0))
 		return "must be a positive interval with no negative part";
-	if (DatumGetBool(DirectFunctionCall2(interval_gt, expires_in, max)))
+	if (ApIntervalOver(expires_in, AP_MAX_EXPIRES_IN))
 		return "must be at most " AP_MAX_EXPIRES_IN;
 	return NULL;
 }

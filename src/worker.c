@@ -206,24 +206,26 @@ SchedulerLook(void *arg)
 	ApLeaveSafe(&call);
 }
 
-/* Expire due claims (its own transaction: a failure must not stop the queue). */
+/* Expire due claims. */
 static void
-SchedulerExpire(void *arg pg_attribute_unused())
+SchedulerExpireWork(void *arg pg_attribute_unused())
 {
 	static const ApStmt expire_sql = {
 		"SELECT approvals.expire_due()",
 		0, {InvalidOid}
 	};
-	ApprovalsCall call;
 
-	if (!ApLockExtension())
-		return;
-	ApEnterSafe(&call);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	ApExec(&expire_sql, NULL, NULL, 1);
 	SPI_finish();
-	ApLeaveSafe(&call);
+}
+
+/* Expire due claims (its own transaction: a failure must not stop the queue). */
+static void
+SchedulerExpire(void *arg)
+{
+	(void) ApRunInExtension(SchedulerExpireWork, arg);
 }
 
 /* Set when a scheduler leaves because its database has no extension. */
@@ -411,13 +413,12 @@ ApprovalsSchedulerMain(Datum main_arg)
 		if (now < backoff_until)
 			sleep_ms = Min(sleep_ms, TimestampDifferenceMilliseconds(now, backoff_until) + 1);
 		for (int i = 0; i < AP_MAX_WORKERS_LIMIT && ap_worker_enabled && now >= backoff_until &&
-			 running < ap_max_workers && ApQueueReserveWorker(ss.takeable, ap_max_workers); i++)
+			 running < ap_max_workers; i++)
 		{
 			if (workers[i] != NULL)
-			{
-				ApQueueReleaseWorker();
 				continue;
-			}
+			if (!ApQueueReserveWorker(ss.takeable, ap_max_workers))
+				break;
 			if (!StartWorker("ApprovalsBatchWorkerMain", "approvals batch worker", MyDatabaseId,
 							 &workers[i]))
 			{

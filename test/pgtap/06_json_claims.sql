@@ -2,7 +2,7 @@
 -- and api_respond (seed 004, approval interaction response): field names,
 -- value types, timestamp format, mapping onto submit/decide and errors.
 BEGIN;
-SELECT plan(48);
+SELECT plan(54);
 
 -- Timestamps must come out in UTC whatever the session's time zone.
 SET LOCAL TimeZone = 'America/New_York';
@@ -90,6 +90,12 @@ SELECT throws_ok($$SELECT approvals.api_submit('{"merchantId":"t06_m","resourceT
 SELECT throws_ok($$SELECT approvals.api_submit('{"merchantId":"t06_m","resourceType":"invoice","resourceId":"","dataSnapshotHash":"h"}')$$,
                  '22023', NULL, 'api_submit with an empty resourceId is 22023');
 -- The seed's enums and string members are checked (unknown keys are ignored)
+SELECT is(approvals.json_string('{"k":"v"}', 'k', true, ARRAY['v', 'w']), 'v', 'json_string returns an allowed string member');
+SELECT is(approvals.json_string('{"k":null}', 'k'), NULL, 'json_string: an absent or null optional member is NULL');
+SELECT throws_ok($$SELECT approvals.json_string('{}', 'k', true)$$, '22004', 'request body needs "k"', 'json_string: a missing required member is 22004');
+SELECT throws_ok($$SELECT approvals.json_string('{"k":1}', 'k')$$, '22023', '"k" must be a JSON string', 'json_string: a member that is not a string is 22023');
+SELECT throws_ok($$SELECT approvals.json_string('{"k":"x"}', 'k', false, ARRAY['v'])$$, '22023', 'invalid "k" "x"', 'json_string: a value not allowed is 22023');
+SELECT throws_ok($$SELECT approvals.json_string('{"k":"v"}', 'k', NULL)$$, '22004', 'required must not be null', 'json_string: a NULL required flag is 22004');
 SELECT throws_ok($$SELECT approvals.api_submit('{"merchantId":"t06_m","resourceType":"invoice","resourceId":"e-k","dataSnapshotHash":"h","kind":"bogus"}')$$,
                  '22023', 'invalid "kind" "bogus"', 'api_submit with a kind the seed does not define is 22023');
 SELECT throws_ok($$SELECT approvals.api_submit('{"merchantId":"t06_m","resourceType":"payout","resourceId":"e-t","dataSnapshotHash":"h"}')$$,
