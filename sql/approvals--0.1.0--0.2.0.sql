@@ -153,3 +153,15 @@ REVOKE ALL ON FUNCTION approvals.api_batch_summary(approvals.batches),
 GRANT EXECUTE ON FUNCTION approvals.api_batch_summary(approvals.batches),
       approvals.api_list_batches(integer, integer), approvals.api_get_batch(text)
       TO approvals_reader;
+
+-- Notifications a committed transaction handed to the scheduler, which sends
+-- them (NOTIFY approvals) in id order and deletes them: NOTIFY itself would
+-- serialize the commits of every deciding transaction.
+CREATE TABLE approvals.outbox (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    payload   text NOT NULL,
+    queued_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE approvals.outbox IS
+    'Notifications waiting for the scheduler to send them (NOTIFY approvals), oldest id first';
+REVOKE ALL ON approvals.outbox FROM PUBLIC;

@@ -228,6 +228,17 @@ CREATE TABLE approvals.batch_items (
 COMMENT ON TABLE approvals.batch_items IS
     'One row per claim of a batch, in the batch''s order, with its result';
 
+-- Notifications a committed transaction handed to the scheduler, which sends
+-- them (NOTIFY approvals) in id order and deletes them: NOTIFY itself would
+-- serialize the commits of every deciding transaction.
+CREATE TABLE approvals.outbox (
+    id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    payload   text NOT NULL,
+    queued_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE approvals.outbox IS
+    'Notifications waiting for the scheduler to send them (NOTIFY approvals), oldest id first';
+
 SELECT pg_catalog.pg_extension_config_dump('approvals.claims', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.events', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.policies', '');

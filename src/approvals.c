@@ -85,6 +85,7 @@ _PG_init(void)
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 	ApCallInit();
 	ApQueueInit();
+	ApNotifyInit();
 
 	if (process_shared_preload_libraries_in_progress)
 	{

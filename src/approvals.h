@@ -195,6 +195,11 @@ extern void ApRequireTenant(const ApprovalsCaller *caller, const char *tenant,
 /* json.c, notify.c */
 extern void ApJsonAppendPair(StringInfo buf, const char *key, const char *value);
 extern void ApNotify(const char *payload);
+extern void ApNotifyInit(void);
+extern bool ApOutboxSend(void);
+/* batch_queue.c: the scheduler that sends handed-over notifications */
+extern bool ApQueueSchedulerAttached(void);
+extern void ApQueuePokeAtCommit(void);
 
 /* handler.c */
 typedef void (*ApGroupApplyFn) (void *state, int lo, int hi);

@@ -264,6 +264,7 @@ static QueueShared *queue_shared = NULL;
 /* Set by ApQueueWake / ApQueueRescanAtCommit; acted on when the transaction commits. */
 static bool wake_at_commit = false;
 static bool rescan_at_commit = false;
+static bool poke_at_commit = false;
 
 /* Reserve the shared memory (shmem_request_hook). */
 void
@@ -326,23 +327,25 @@ QueueXactCallback(XactEvent event, void *arg pg_attribute_unused())
 	Latch	   *scheduler = NULL;
 	Latch	   *launcher = NULL;
 
-	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
 	{
-		wake_at_commit = rescan_at_commit = false;
+		wake_at_commit = rescan_at_commit = poke_at_commit = false;
 		return;
 	}
-	if (event != XACT_EVENT_COMMIT || !(wake_at_commit || rescan_at_commit))
+	if (event != XACT_EVENT_COMMIT || !(wake_at_commit || rescan_at_commit || poke_at_commit))
 		return;
 	if (queue_shared != NULL)
 	{
 		SpinLockAcquire(&queue_shared->mutex);
-		if (wake_at_commit)
+		if (wake_at_commit || poke_at_commit)
 		{
 			QueueDb    *db = FindDb(MyDatabaseId);
 
 			if (db)
 			{
-				db->queue_changed = true;
+				if (wake_at_commit)
+					db->queue_changed = true;
 				scheduler = db->scheduler_latch;
 			}
 		}
@@ -353,7 +356,7 @@ QueueXactCallback(XactEvent event, void *arg pg_attribute_unused())
 		}
 		SpinLockRelease(&queue_shared->mutex);
 	}
-	wake_at_commit = rescan_at_commit = false;
+	wake_at_commit = rescan_at_commit = poke_at_commit = false;
 	if (scheduler)
 		SetLatch(scheduler);
 	if (launcher)
@@ -372,6 +375,29 @@ void
 ApQueueWake(void)
 {
 	wake_at_commit = true;
+}
+
+/* Wake this database's scheduler once this transaction commits (the outbox has rows). */
+void
+ApQueuePokeAtCommit(void)
+{
+	poke_at_commit = true;
+}
+
+/* Does a scheduler serve this database right now (so it can send our notifications)? */
+bool
+ApQueueSchedulerAttached(void)
+{
+	QueueDb    *db;
+	bool		attached;
+
+	if (queue_shared == NULL)
+		return false;
+	SpinLockAcquire(&queue_shared->mutex);
+	db = FindDb(MyDatabaseId);
+	attached = db != NULL && db->scheduler_pid != 0 && !db->stopping;
+	SpinLockRelease(&queue_shared->mutex);
+	return attached;
 }
 
 /* Ask the launcher to look for databases again once this transaction commits. */

@@ -55,7 +55,13 @@ ApPlan(const ApStmt *stmt)
 	}
 
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
+		/*
+		 * Generic plans: our statements are key lookups whose best plan does
+		 * not depend on the values, so planning them again for every call
+		 * (a custom plan) is pure cost.
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes,
+											  CURSOR_OPT_GENERIC_PLAN);
 		char	   *key;
 
 		if (plan == NULL)

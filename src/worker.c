@@ -55,6 +55,10 @@ PGDLLEXPORT void ApprovalsBatchWorkerMain(Datum main_arg);
 
 /* The launcher's backoff after a batch worker found nothing to take */
 #define BACKOFF_FIRST_MS	1000
+/* A scheduler looks at most this often, however often it is woken */
+#define LOOP_MIN_MS			100
+/* Transactions of notifications a scheduler sends per look (then it looks again) */
+#define SEND_ROUNDS_MAX		50
 
 /* Register the launcher (with the preload, not under binary upgrade). */
 void
@@ -228,6 +232,21 @@ SchedulerExpire(void *arg)
 	(void) ApRunInExtension(SchedulerExpireWork, arg);
 }
 
+/* Send handed-over notifications (ApOutboxSend); *more when some are left. */
+static void
+SchedulerSendWork(void *arg)
+{
+	*(bool *) arg = ApOutboxSend();
+}
+
+/* Send notifications in their own transaction (a failure must not stop the queue). */
+static void
+SchedulerSend(void *arg)
+{
+	*(bool *) arg = false;
+	(void) ApRunInExtension(SchedulerSendWork, arg);
+}
+
 /* Set when a scheduler leaves because its database has no extension. */
 static bool scheduler_found_no_extension = false;
 
@@ -325,6 +344,7 @@ ApprovalsSchedulerMain(Datum main_arg)
 		bool		stopping;
 		uint64		takes;
 		bool		idle_exit = false;
+		long		elapsed;
 		ErrorData  *error;
 
 		CHECK_FOR_INTERRUPTS();
@@ -401,6 +421,26 @@ ApprovalsSchedulerMain(Datum main_arg)
 		if (!ss.outdated)
 			ss.logged_outdated = false;
 
+		/*
+		 * Notifications handed over by committed transactions: all of them,
+		 * a transaction per OUTBOX_SEND_MAX (they wake us at commit).
+		 */
+		if (!ss.outdated)
+		{
+			bool		more = true;
+
+			for (int round = 0; more && round < SEND_ROUNDS_MAX; round++)
+			{
+				CHECK_FOR_INTERRUPTS();
+				if (!WorkerTxn(SchedulerSend, &more, "approvals scheduler: sending notifications",
+							   &error))
+				{
+					FreeErrorData(error);
+					break;
+				}
+			}
+		}
+
 		if (ap_worker_enabled && !ss.outdated &&
 			TimestampDifferenceExceeds(last_expire, now, ap_naptime * 1000))
 		{
@@ -434,6 +474,16 @@ ApprovalsSchedulerMain(Datum main_arg)
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 sleep_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+
+		/*
+		 * Every committing decision sets our latch: look at most every
+		 * LOOP_MIN_MS, so that a busy database gets its notifications in
+		 * batches instead of a scheduler spinning beside it.
+		 */
+		elapsed = TimestampDifferenceMilliseconds(now, GetCurrentTimestamp());
+		if (elapsed < LOOP_MIN_MS)
+			(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, LOOP_MIN_MS - elapsed,
+							 PG_WAIT_EXTENSION);
 	}
 }
 
