@@ -256,29 +256,39 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 	}
 }
 
-/* Write the chunk's item results in one statement. */
+/*
+ * Write the chunk's item results in one statement: the items of the chunk's
+ * position range, each taking its result from the arrays by its offset in the
+ * range (a range scan of the primary key, no join whose plan statistics
+ * could turn into a loop over the whole batch).
+ */
 static void
-ChunkStoreItems(ChunkState *cs)
+ChunkStoreItems(ChunkState *cs, int first, int width)
 {
 	static const ApStmt sql = {
-		"UPDATE approvals.batch_items i SET decision = u.decision, error = u.error, "
-		"processed_at = now() "
-		"FROM ROWS FROM (pg_catalog.unnest($2::integer[]), pg_catalog.unnest($3::text[]), "
-		"               pg_catalog.unnest($4::text[])) AS u(position, decision, error) "
-		"WHERE i.batch_id = $1 AND i.position = u.position",
-		4, {TEXTOID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID}
+		"UPDATE approvals.batch_items SET "
+		"decision = ($3::text[])[position - $2 + 1], "
+		"error = ($4::text[])[position - $2 + 1], processed_at = now() "
+		"WHERE batch_id = $1 AND position >= $2 AND position < $2 + $5 AND decision IS NULL",
+		5, {TEXTOID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, INT4OID}
 	};
-	Datum		values[4];
-	Datum	   *pos = palloc(sizeof(Datum) * cs->n);
+	Datum		values[5];
+	char	  **decisions = palloc0(sizeof(char *) * width);
+	char	  **errors = palloc0(sizeof(char *) * width);
 
 	for (int i = 0; i < cs->n; i++)
-		pos[i] = Int32GetDatum(cs->positions[i]);
+	{
+		decisions[cs->positions[i] - first] = (char *) cs->decision[i];
+		errors[cs->positions[i] - first] = cs->error[i];
+	}
 	values[0] = CStringGetTextDatum(cs->bi->id);
-	values[1] = PointerGetDatum(construct_array(pos, cs->n, INT4OID, sizeof(int32),
-												true, TYPALIGN_INT));
-	values[2] = ApCStringArrayDatum((char **) cs->decision, cs->n);
-	values[3] = ApCStringArrayDatum(cs->error, cs->n);
-	ApExec(&sql, values, NULL, 0);
+	values[1] = Int32GetDatum(first);
+	values[2] = ApCStringArrayDatum(decisions, width);
+	values[3] = ApCStringArrayDatum(errors, width);
+	values[4] = Int32GetDatum(width);
+	if (ApExec(&sql, values, NULL, 0) != cs->n)
+		elog(ERROR, "batch \"%s\": items of positions %d to %d changed while locked",
+			 cs->bi->id, first, first + width - 1);
 }
 
 /*
@@ -357,15 +367,25 @@ ApBatchChunk(const char *batch_id, int chunk_size)
 	return finished;
 }
 
-/* One chunk; everything it allocates dies with its SPI connection. */
+/*
+ * One chunk: the items of positions [next_position, next_position +
+ * chunk_size) that have no result yet (fewer where update_batch removed
+ * some).  Fetching a position range keeps every statement bounded by the
+ * chunk, whatever the statistics say.  Everything it allocates dies with its
+ * SPI connection.
+ */
 static bool
 ChunkInner(const char *batch_id, int chunk_size)
 {
 	static const ApStmt items_sql = {
 		"SELECT position, claim_id FROM approvals.batch_items "
-		"WHERE batch_id = $1 AND position >= $2 AND decision IS NULL "
-		"ORDER BY position LIMIT $3",
+		"WHERE batch_id = $1 AND position >= $2 AND position < $2 + $3 AND decision IS NULL "
+		"ORDER BY position",
 		3, {TEXTOID, INT4OID, INT4OID}
+	};
+	static const ApStmt last_sql = {
+		"SELECT max(position) FROM approvals.batch_items WHERE batch_id = $1",
+		1, {TEXTOID}
 	};
 	enum
 	{
@@ -377,33 +397,40 @@ ChunkInner(const char *batch_id, int chunk_size)
 	HTAB	   *index;
 	int			failed;
 	int			last_position;
+	int			width;
+	bool		isnull;
 
 	if (!ApBatchLoad(batch_id, true, &bi) || strcmp(bi.status, "processing") != 0)
 		return true;
 
 	values[0] = CStringGetTextDatum(batch_id);
-	values[1] = Int32GetDatum(bi.next_position);
-	values[2] = Int32GetDatum(chunk_size);
-	memset(&cs, 0, sizeof(cs));
-	cs.bi = &bi;
-	cs.actor = bi.coordinator;
-	cs.n = ApExec(&items_sql, values, NULL, chunk_size);
-	if (cs.n == 0)
+	ApExec(&last_sql, values, NULL, 1);
+	last_position = DatumGetInt32(ApGetDatum(0, 1, &isnull));
+	if (isnull || bi.next_position > last_position)
 	{
 		ApBatchFinish(batch_id, "completed",
 					ThresholdExceeded(&bi, bi.failed_count)
 					? "failure threshold exceeded; continued (on_threshold = continue)" : NULL);
 		return true;
 	}
+	/* the range ends at the last item at most (positions stay far from INT_MAX) */
+	width = (int) Min((int64) chunk_size, (int64) last_position - bi.next_position + 1);
 
-	cs.positions = palloc(sizeof(int) * cs.n);
-	cs.claim_ids = palloc(sizeof(char *) * cs.n);
-	cs.decision = palloc0(sizeof(char *) * cs.n);
-	cs.error = palloc0(sizeof(char *) * cs.n);
-	cs.apply_item = palloc(sizeof(int) * cs.n);
-	cs.apply_tids = palloc(sizeof(ItemPointerData) * cs.n);
-	cs.amount = palloc0(sizeof(Datum) * cs.n);
-	cs.amount_null = palloc(sizeof(bool) * cs.n);
+	values[1] = Int32GetDatum(bi.next_position);
+	values[2] = Int32GetDatum(width);
+	memset(&cs, 0, sizeof(cs));
+	cs.bi = &bi;
+	cs.actor = bi.coordinator;
+	cs.n = ApExec(&items_sql, values, NULL, 0);
+
+	cs.positions = palloc(sizeof(int) * Max(cs.n, 1));
+	cs.claim_ids = palloc(sizeof(char *) * Max(cs.n, 1));
+	cs.decision = palloc0(sizeof(char *) * Max(cs.n, 1));
+	cs.error = palloc0(sizeof(char *) * Max(cs.n, 1));
+	cs.apply_item = palloc(sizeof(int) * Max(cs.n, 1));
+	cs.apply_tids = palloc(sizeof(ItemPointerData) * Max(cs.n, 1));
+	cs.amount = palloc0(sizeof(Datum) * Max(cs.n, 1));
+	cs.amount_null = palloc(sizeof(bool) * Max(cs.n, 1));
 	for (int i = 0; i < cs.n; i++)
 		cs.amount_null[i] = true;
 
@@ -411,26 +438,25 @@ ChunkInner(const char *batch_id, int chunk_size)
 							   CurrentMemoryContext);
 	for (int i = 0; i < cs.n; i++)
 	{
-		bool		isnull;
-
 		cs.positions[i] = DatumGetInt32(ApGetDatum(i, ITEM_POSITION, &isnull));
 		cs.claim_ids[i] = ApGetCString(i, ITEM_CLAIM_ID);
 		((IdIndexEntry *) ApStringHashSearch(index, cs.claim_ids[i], HASH_ENTER,
 											 NULL))->item = i;
 	}
 	SPI_freetuptable(SPI_tuptable);
-	last_position = cs.positions[cs.n - 1];
 
-	ChunkLockAndClassify(&cs, index);
-	ApApplyGroups(ChunkApplyGroup, ChunkApplyFailed, &cs, 0, cs.n_apply,
-				cs.apply_guarded, bi.auto_retry);
-	for (int k = 0; k < cs.n_apply; k++)
-		if (cs.decision[cs.apply_item[k]] == NULL)
-			cs.decision[cs.apply_item[k]] = bi.decision;
+	if (cs.n > 0)
+	{
+		ChunkLockAndClassify(&cs, index);
+		ApApplyGroups(ChunkApplyGroup, ChunkApplyFailed, &cs, 0, cs.n_apply,
+					  cs.apply_guarded, bi.auto_retry);
+		for (int k = 0; k < cs.n_apply; k++)
+			if (cs.decision[cs.apply_item[k]] == NULL)
+				cs.decision[cs.apply_item[k]] = bi.decision;
+		ChunkStoreItems(&cs, bi.next_position, width);
+	}
 	hash_destroy(index);
-
-	ChunkStoreItems(&cs);
-	failed = ChunkStoreCounters(&cs, last_position + 1);
+	failed = ChunkStoreCounters(&cs, bi.next_position + width);
 
 	if (ThresholdExceeded(&bi, failed) && bi.rollback)
 	{
@@ -448,7 +474,7 @@ ChunkInner(const char *batch_id, int chunk_size)
 		ApBatchFinish(batch_id, "failed", msg.data);
 		return true;
 	}
-	if (cs.n < chunk_size)
+	if (bi.next_position + width > last_position)
 	{
 		ApBatchFinish(batch_id, "completed",
 					ThresholdExceeded(&bi, failed)

@@ -95,19 +95,20 @@ RevertApplyFailed(void *state, int idx, const char *message)
 }
 
 /*
- * Revert one chunk of the batch's decided items (positions after "after"):
- * their claims locked in id order, the items marked reverted, the counters
- * fixed.  Sets *last to the chunk's last position and *more when the chunk was
- * full.  Returns how many claims were reverted.
+ * Revert one chunk of the batch's decided items, those of positions [first,
+ * first + width): their claims locked in id order, the items marked
+ * reverted, the counters fixed.  A position range keeps every statement
+ * bounded by the chunk whatever the statistics say.  Returns how many claims
+ * were reverted.
  */
 static int
 RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
-				int after, int *last, bool *more)
+			int first, int width)
 {
 	static const ApStmt items_select_sql = {
 		"SELECT position, claim_id FROM approvals.batch_items "
-		"WHERE batch_id = $1 AND decision = $2 AND position > $4 "
-		"ORDER BY position LIMIT $5",
+		"WHERE batch_id = $1 AND decision = $2 AND position >= $4 AND position < $4 + $5 "
+		"ORDER BY position",
 		5, {TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID}
 	};
 	enum
@@ -125,14 +126,15 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 	{
 		CLAIM_ID = 1, CLAIM_HAS_HANDLER
 	};
+	/* the range's items whose claims were locked ($4), by their offset in it */
 	static const ApStmt items_sql = {
-		"UPDATE approvals.batch_items i SET "
-		"decision = CASE WHEN u.error IS NULL THEN 'reverted' ELSE i.decision END, "
-		"error = u.error "
-		"FROM ROWS FROM (pg_catalog.unnest($2::integer[]), pg_catalog.unnest($3::text[])) "
-		"  AS u(position, error) "
-		"WHERE i.batch_id = $1 AND i.position = u.position",
-		3, {TEXTOID, INT4ARRAYOID, TEXTARRAYOID}
+		"UPDATE approvals.batch_items SET "
+		"decision = CASE WHEN ($3::text[])[position - $2 + 1] IS NULL THEN 'reverted' "
+		"  ELSE decision END, "
+		"error = ($3::text[])[position - $2 + 1] "
+		"WHERE batch_id = $1 AND position >= $2 AND position < $2 + $5 "
+		"AND ($4::boolean[])[position - $2 + 1]",
+		5, {TEXTOID, INT4OID, TEXTARRAYOID, BOOLARRAYOID, INT4OID}
 	};
 	static const ApStmt counters_sql = {
 		"UPDATE approvals.batches SET "
@@ -154,8 +156,9 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 	HTAB	   *index;
 	bool		guarded = false;
 	int			reverted = 0;
-	Datum	   *pos;
 	char	  **done_ids;
+	char	  **errors;
+	Datum	   *touched;
 
 	/*
 	 * The items the batch decided, then their claims, locked in id order:
@@ -163,17 +166,11 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 	 */
 	values[0] = CStringGetTextDatum(bi->id);
 	values[1] = CStringGetTextDatum(bi->decision);
-	values[3] = Int32GetDatum(after);
-	values[4] = Int32GetDatum(ap_chunk_size);
+	values[3] = Int32GetDatum(first);
+	values[4] = Int32GetDatum(width);
 	n_items = ApExec(&items_select_sql, values, nulls, 0);
-	*more = (n_items == ap_chunk_size);
 	if (n_items == 0)
 		return 0;
-	{
-		bool		isnull;
-
-		*last = DatumGetInt32(ApGetDatum(n_items - 1, ITEM_POSITION, &isnull));
-	}
 	index = ApStringHashCreate("approvals revert ids", n_items, sizeof(IdIndexEntry),
 							   CurrentMemoryContext);
 	item_ids = palloc(sizeof(char *) * n_items);
@@ -217,23 +214,30 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 
 	ApApplyGroups(RevertApplyGroup, RevertApplyFailed, &rs, 0, n, guarded, bi->auto_retry);
 
-	pos = palloc(sizeof(Datum) * n);
 	done_ids = palloc(sizeof(char *) * n);
+	errors = palloc0(sizeof(char *) * width);
+	touched = palloc(sizeof(Datum) * width);
+	for (int k = 0; k < width; k++)
+		touched[k] = BoolGetDatum(false);
 	for (int i = 0; i < n; i++)
 	{
-		pos[i] = Int32GetDatum(rs.positions[i]);
+		errors[rs.positions[i] - first] = rs.errors[i];
+		touched[rs.positions[i] - first] = BoolGetDatum(true);
 		if (rs.errors[i] == NULL)
 			done_ids[reverted++] = rs.ids[i];
 	}
 	{
-		Datum		ivalues[3];
+		Datum		ivalues[5];
 		Datum		cvalues[3];
 
 		ivalues[0] = values[0];
-		ivalues[1] = PointerGetDatum(construct_array(pos, n, INT4OID, sizeof(int32),
-													 true, TYPALIGN_INT));
-		ivalues[2] = ApCStringArrayDatum(rs.errors, n);
-		ApExec(&items_sql, ivalues, NULL, 0);
+		ivalues[1] = Int32GetDatum(first);
+		ivalues[2] = ApCStringArrayDatum(errors, width);
+		ivalues[3] = PointerGetDatum(construct_array(touched, width, BOOLOID, 1, true,
+													 TYPALIGN_CHAR));
+		ivalues[4] = Int32GetDatum(width);
+		if (ApExec(&items_sql, ivalues, NULL, 0) != n)
+			elog(ERROR, "batch \"%s\": items changed while being reverted", bi->id);
 
 		cvalues[0] = values[0];
 		cvalues[1] = Int32GetDatum(reverted);
@@ -252,16 +256,31 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 int
 ApBatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
 {
+	static const ApStmt last_sql = {
+		"SELECT max(position) FROM approvals.batch_items WHERE batch_id = $1",
+		1, {TEXTOID}
+	};
+	Datum		values[1];
+	bool		isnull;
+	int			last;
 	int			total = 0;
-	int			after = 0;
-	bool		more = true;
 
-	while (more)
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	values[0] = CStringGetTextDatum(bi->id);
+	ApExec(&last_sql, values, NULL, 1);
+	last = DatumGetInt32(ApGetDatum(0, 1, &isnull));
+	SPI_finish();
+	if (isnull)
+		return 0;
+
+	for (int64 first = 1; first <= last; first += ap_chunk_size)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		total += RevertChunk(bi, actor, comment, after, &after, &more);
+		total += RevertChunk(bi, actor, comment, (int) first,
+							 (int) Min((int64) ap_chunk_size, last - first + 1));
 		SPI_finish();
 	}
 	return total;

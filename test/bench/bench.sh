@@ -1,58 +1,53 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2119  # ap_start/ap_stop take optional arguments
 # Bulk-approval benchmark: ratios against baselines measured in the same run, never absolute
-# goals. Starts its own private cluster (port 54331), submits N claims, and times, each over
-# the same N pending claims:
-#   floor      one set-based statement: update N claims + insert N audit events + N results
-#   batch      approvals.process_batch (the C chunk processor, inside one transaction)
-#   run_queued CALL approvals.run_queued() (a commit per chunk)
-#   worker     the background worker (create_batch + wait_batch)
-#   loop       approvals.decide() called once per claim from PL/pgSQL (on N/10 claims, scaled)
-# Every variant but the worker is rolled back, so each sees the same pending claims.
+# goals. Submits N claims on the private bench cluster (port 54331) and times, over the same
+# N pending claims:
+#   floor       one set-based statement: update N claims + insert N audit events + N results
+#   batch       create_batch + approvals.process_batch in one transaction
+#   run_queued  create_batch, then CALL approvals.run_queued() (a commit per chunk)
+#   worker      the background worker, create_batch to completed (fresh claims)
+#   loop        approvals.decide() called once per claim from PL/pgSQL (N/10 claims, scaled)
+# with the WAL each wrote per claim, and the plan-stability case:
+#   stale       process_batch of a committed batch while the statistics of batch_items still
+#               say the table is empty (as after purge_batches and a vacuum), against
+#   fresh       the same right after ANALYZE
+# Every variant but run_queued and the worker is rolled back, so each sees the same claims.
 #
 #   bash test/bench/bench.sh [N]      (default 100000)
 set -euo pipefail
-# shellcheck source=test/lib.sh
-source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../lib.sh"
+# shellcheck source=test/bench/common.sh
+source "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/common.sh"
 ap_need_root "$@"
 cd "$AP_ROOT"
 N=${1:-100000}
-[[ $N =~ ^[0-9]+$ && $N -ge 1000 ]] || ap_die "N must be a number >= 1000"
+[[ $N =~ ^[0-9]+$ && $N -ge 100 ]] || ap_die "N must be a number >= 100"
+bench_setup
 
-ap_install_deps || ap_die "could not install the required packages"
-ap_use_cluster bench 54331
-ap_lock
-export AP_FSYNC=on
-ap_prepare_dirs
-ap_build "$AP_CLUSTER/build.log" || { tail -n 40 "$AP_CLUSTER/build.log"; ap_die "build failed"; }
-ap_start || ap_die "the bench cluster did not start"
-trap 'ap_stop >/dev/null 2>&1 || true' EXIT
-
-# The worker runs in approvals.database (postgres), so the benchmark uses that database of
-# its private cluster, with a fresh extension each run.
-q() { PGOPTIONS="-c client_min_messages=warning" ap_psql -d postgres -Atq "$@"; }
-q -c "DROP EXTENSION IF EXISTS approvals CASCADE" -c "DROP TABLE IF EXISTS ids, floor_items" \
-  -c "CREATE EXTENSION approvals"
+echo "machine: $(bench_machine)"
 echo "submitting $N claims ..."
-q -c "SELECT count(*) FROM generate_series(1, $N) g,
-      LATERAL approvals.submit('bench', 'R-' || g, md5(g::text), actor => 'req', amount => g % 100)" >/dev/null
-q -c "CREATE TABLE ids AS SELECT array_agg(id ORDER BY id) AS ids FROM approvals.claims WHERE resource_type = 'bench';
-      CREATE UNLOGGED TABLE floor_items (batch_id text, position int, claim_id text, decision text,
-                                         error text, processed_at timestamptz);"
-q -c "VACUUM ANALYZE"
+bq -c "SELECT count(*) FROM generate_series(1, $N) g,
+       LATERAL approvals.submit('bench', 'R-' || g, md5(g::text), actor => 'req', amount => g % 100)" >/dev/null
+bq -c "DROP TABLE IF EXISTS ids, floor_items" \
+   -c "CREATE TABLE ids AS SELECT array_agg(id ORDER BY id) AS ids FROM approvals.claims WHERE resource_type = 'bench';
+       CREATE UNLOGGED TABLE floor_items (batch_id text, position int, claim_id text, decision text,
+                                          error text, processed_at timestamptz);"
+# statistics taken now say batch_items is empty: every batch below runs on them unless said
+bq -c "VACUUM ANALYZE" -c "CHECKPOINT"
 
-# Seconds taken by a SQL snippet run in one transaction that is rolled back.
+# "seconds wal_bytes" of a SQL snippet run in one transaction that is rolled back.
 timed() {
-    q <<SQL | tail -n 1
+    bq <<SQL | tail -n 1
 BEGIN;
-SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+SELECT extract(epoch FROM clock_timestamp()) AS t0, pg_current_wal_insert_lsn() AS w0 \gset
 $1;
-SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3);
+SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3) || ' ' ||
+       pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'w0');
 ROLLBACK;
 SQL
 }
 
-floor=$(timed "WITH u AS (UPDATE approvals.claims c SET status = 'approved', reviewer = 'coord',
+read -r floor floor_wal < <(timed "WITH u AS (UPDATE approvals.claims c SET status = 'approved', reviewer = 'coord',
                   batch_id = 'bat_floor', decided_at = now(), updated_at = now()
                   WHERE c.id = ANY ((SELECT ids FROM ids)::text[]) AND c.status = 'pending'
                   RETURNING c.id, c.tenant, c.snapshot_hash),
@@ -62,43 +57,64 @@ floor=$(timed "WITH u AS (UPDATE approvals.claims c SET status = 'approved', rev
                   snapshot_hash FROM u RETURNING claim_id)
              INSERT INTO floor_items SELECT 'bat_floor', row_number() OVER (), claim_id, 'approved',
                   NULL, now() FROM e")
-batch=$(timed "SELECT count(*) FROM approvals.process_batch((SELECT id FROM approvals.create_batch(
+read -r batch batch_wal < <(timed "SELECT count(*) FROM approvals.process_batch((SELECT id FROM approvals.create_batch(
                   (SELECT ids FROM ids), coordinator => 'coord', start => false)))")
 loop_n=$((N / 10))
-loop=$(timed "DO \$\$ DECLARE i text; BEGIN
+read -r loop _ < <(timed "DO \$\$ DECLARE i text; BEGIN
                 FOREACH i IN ARRAY (SELECT ids[1:$loop_n] FROM ids) LOOP
                   PERFORM approvals.decide(i, 'approved', actor => 'coord');
                 END LOOP; END \$\$")
-# run_queued commits per chunk: measure it for real, then the worker on fresh claims.
-q -c "ALTER SYSTEM SET approvals.worker_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
+
+# plan stability: one committed batch, processed (and rolled back) on stale, then fresh statistics
+bid=$(bq -c "SELECT id FROM approvals.create_batch((SELECT ids FROM ids), coordinator => 'coord', start => false)")
+read -r stale _ < <(timed "SELECT count(*) FROM approvals.process_batch('$bid')")
+bq -c "ANALYZE approvals.batch_items"
+read -r fresh _ < <(timed "SELECT count(*) FROM approvals.process_batch('$bid')")
+bq -c "SELECT approvals.cancel_batch('$bid')" >/dev/null
+
+# run_queued commits per chunk: measure it for real (the worker off), then the worker on fresh claims.
+bq -c "ALTER SYSTEM SET approvals.worker_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 1
-q -c "SELECT approvals.create_batch((SELECT ids FROM ids), coordinator => 'coord')" >/dev/null
-run_queued=$(q <<SQL | tail -n 1
-SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+bq -c "SELECT approvals.create_batch((SELECT ids FROM ids), coordinator => 'coord')" >/dev/null
+# (a CALL that commits cannot run inside BEGIN: timed on its own)
+read -r run_queued run_queued_wal < <(bq <<SQL | tail -n 1
+SELECT extract(epoch FROM clock_timestamp()) AS t0, pg_current_wal_insert_lsn() AS w0 \gset
 CALL approvals.run_queued();
-SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3);
+SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3) || ' ' ||
+       pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'w0');
 SQL
 )
-q -c "SELECT count(*) FROM generate_series(1, $N) g,
-      LATERAL approvals.submit('bench2', 'R-' || g, md5(g::text), actor => 'req')" >/dev/null
-q -c "ALTER SYSTEM RESET approvals.worker_enabled" -c "SELECT pg_reload_conf()" >/dev/null
+bq -c "SELECT count(*) FROM generate_series(1, $N) g,
+       LATERAL approvals.submit('bench2', 'R-' || g, md5(g::text), actor => 'req')" >/dev/null
+bq -c "ALTER SYSTEM RESET approvals.worker_enabled" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 1
-worker=$(q <<SQL | tail -n 1
+read -r worker worker_wal < <(bq <<SQL | tail -n 1
+SELECT pg_current_wal_insert_lsn() AS w0 \gset
 SELECT id AS bid FROM approvals.create_batch(ARRAY(SELECT id FROM approvals.claims
     WHERE resource_type = 'bench2' ORDER BY id), coordinator => 'coord') \gset
-SELECT extract(epoch FROM completed_at - queued_at) FROM approvals.wait_batch(:'bid', '5 minutes');
+SELECT round(extract(epoch FROM completed_at - queued_at)::numeric, 3) || ' ' ||
+       pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'w0')
+FROM approvals.wait_batch(:'bid', '30 minutes');
 SQL
 )
-worker=$(printf '%.3f' "$worker")
-q -c "SELECT status FROM approvals.batches WHERE total_claims = $N AND status <> 'completed'" | grep . \
-    && ap_die "a benchmark batch did not complete"
+bad=$(bq -c "SELECT count(*) FROM approvals.batches WHERE total_claims = $N AND status NOT IN ('completed', 'cancelled')")
+[[ $bad == 0 ]] || ap_die "$bad benchmark batches did not complete"
+# the worker's and run_queued's batches decided every claim, each once
+bad=$(bq -c "SELECT count(*) FROM approvals.claims WHERE resource_type IN ('bench', 'bench2') AND status <> 'approved'")
+[[ $bad == 0 ]] || ap_die "$bad claims left undecided by run_queued or the worker"
+bad=$(bq -c "SELECT count(*) FROM (SELECT claim_id FROM approvals.events WHERE action = 'approved'
+             GROUP BY claim_id HAVING count(*) > 1) d")
+[[ $bad == 0 ]] || ap_die "$bad claims decided more than once"
 
-awk -v n="$N" -v f="$floor" -v b="$batch" -v r="$run_queued" -v w="$worker" -v l="$loop" -v ln="$loop_n" 'BEGIN {
+awk -v n="$N" -v f="$floor" -v fw="$floor_wal" -v b="$batch" -v bw="$batch_wal" \
+    -v r="$run_queued" -v rw="$run_queued_wal" -v w="$worker" -v ww="$worker_wal" \
+    -v l="$loop" -v ln="$loop_n" -v st="$stale" -v fr="$fresh" 'BEGIN {
     ls = l * n / ln
-    printf "\n%-11s %10s %12s %10s\n", "variant", "seconds", "claims/s", "x floor"
-    printf "%-11s %10.3f %12.0f %10.2f\n", "floor", f, n / f, 1
-    printf "%-11s %10.3f %12.0f %10.2f\n", "batch", b, n / b, b / f
-    printf "%-11s %10.3f %12.0f %10.2f\n", "run_queued", r, n / r, r / f
-    printf "%-11s %10.3f %12.0f %10.2f\n", "worker", w, n / w, w / f
-    printf "%-11s %10.3f %12.0f %10.2f   (decide() per claim, %d claims, scaled)\n", "loop", ls, n / ls, ls / f, ln
+    printf "\n%d claims\n%-11s %10s %12s %10s %12s %8s\n", n, "variant", "seconds", "claims/s", "x floor", "WAL B/claim", "x floor"
+    printf "%-11s %10.3f %12.0f %10.2f %12.0f %8.2f\n", "floor", f, n / f, 1, fw / n, 1
+    printf "%-11s %10.3f %12.0f %10.2f %12.0f %8.2f\n", "batch", b, n / b, b / f, bw / n, bw / fw
+    printf "%-11s %10.3f %12.0f %10.2f %12.0f %8.2f\n", "run_queued", r, n / r, r / f, rw / n, rw / fw
+    printf "%-11s %10.3f %12.0f %10.2f %12.0f %8.2f   (create_batch to completed)\n", "worker", w, n / w, w / f, ww / n, ww / fw
+    printf "%-11s %10.3f %12.0f %10.2f %12s %8s   (decide() per claim, %d claims, scaled)\n", "loop", ls, n / ls, ls / f, "", "", ln
+    printf "\nplan stability: process_batch on stale statistics %.3f s, fresh %.3f s: %.2f x fresh\n", st, fr, st / fr
 }'
