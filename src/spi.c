@@ -56,12 +56,16 @@ ApPlan(const ApStmt *stmt)
 
 	{
 		/*
-		 * Generic plans: our statements are key lookups whose best plan does
-		 * not depend on the values, so planning them again for every call
-		 * (a custom plan) is pure cost.
+		 * Key lookups get one generic plan (planning them again for every
+		 * call is pure cost).  A statement that takes a set of keys as an
+		 * array (= ANY, unnest) is planned for each call: only then does the
+		 * planner see how many keys there are (a generic plan guesses 10,
+		 * and with statistics of a table thought empty, a scan of a whole
+		 * partial index filtered by the array wins).
 		 */
+		bool		set_based = strstr(sql, "ANY (") != NULL || strstr(sql, "unnest(") != NULL;
 		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes,
-											  CURSOR_OPT_GENERIC_PLAN);
+											  set_based ? 0 : CURSOR_OPT_GENERIC_PLAN);
 		char	   *key;
 
 		if (plan == NULL)

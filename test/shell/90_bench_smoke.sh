@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# 90_bench_smoke: the benchmarks under test/bench/ run, tiny, on the test cluster (their
+# timings mean nothing here; no timing is asserted). Each checks its own work and fails when it
+# is wrong: bench.sh that every batch completed and every claim was decided exactly once by
+# run_queued and by the worker; single.sh that pgbench had no failed transaction and that every
+# approved claim has its audit event. Runs last: the benchmarks recreate the extension in
+# database postgres.
+#
+# Run by test/run.sh against its scratch cluster. Prints "ok N - ..." / "not ok N - ...".
+set -uo pipefail
+# shellcheck source=test/lib.sh
+source "$AP_ROOT/test/lib.sh"
+# shellcheck source=test/tap.bash
+source "$AP_ROOT/test/tap.bash"
+
+ap_wait_ready 60 || { not_ok "server accepts connections"; exit 1; }
+export BENCH_SMOKE=1
+if out=$(timeout 600 bash "$AP_ROOT/test/bench/bench.sh" 2000 2>&1) \
+    && grep -q '^plan stability: ' <<<"$out" && grep -q '^worker ' <<<"$out"; then
+    ok "bench.sh 2000: every variant ran and checked its work"
+else
+    not_ok "bench.sh 2000"; sed 's/^/#   /' <<<"$out" | tail -n 20
+fi
+if out=$(timeout 600 bash "$AP_ROOT/test/bench/single.sh" 2 1 2 2>&1) \
+    && grep -q '^median ratio ' <<<"$out"; then
+    ok "single.sh (2 s, 1 round, 2 clients): both variants ran without a failed transaction"
+else
+    not_ok "single.sh"; sed 's/^/#   /' <<<"$out" | tail -n 20
+fi
+PGOPTIONS='-c client_min_messages=warning' sql -c "DROP SCHEMA IF EXISTS plain CASCADE" \
+    -c "DROP TABLE IF EXISTS ids, floor_items" >/dev/null
+echo "1..$N"
+exit $((FAILS > 0))
