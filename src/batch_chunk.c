@@ -368,9 +368,9 @@ ApBatchChunk(const char *batch_id, int chunk_size)
 }
 
 /*
- * One chunk: the items of positions [next_position, next_position +
- * chunk_size) that have no result yet (fewer where update_batch removed
- * some).  Fetching a position range keeps every statement bounded by the
+ * One chunk: the items of positions [first, first + chunk_size) that have
+ * no result yet, first being the position of the next item (fewer where
+ * update_batch removed some).  Fetching a position range keeps every statement bounded by the
  * chunk, whatever the statistics say.  Everything it allocates dies with its
  * SPI connection.
  */
@@ -387,6 +387,11 @@ ChunkInner(const char *batch_id, int chunk_size)
 		"SELECT max(position) FROM approvals.batch_items WHERE batch_id = $1",
 		1, {TEXTOID}
 	};
+	/* where the range starts: the next item (update_batch may have left gaps) */
+	static const ApStmt first_sql = {
+		"SELECT min(position) FROM approvals.batch_items WHERE batch_id = $1 AND position >= $2",
+		2, {TEXTOID, INT4OID}
+	};
 	enum
 	{
 		ITEM_POSITION = 1, ITEM_CLAIM_ID
@@ -397,6 +402,7 @@ ChunkInner(const char *batch_id, int chunk_size)
 	HTAB	   *index;
 	int			failed;
 	int			last_position;
+	int			first;
 	int			width;
 	bool		isnull;
 
@@ -413,10 +419,15 @@ ChunkInner(const char *batch_id, int chunk_size)
 					? "failure threshold exceeded; continued (on_threshold = continue)" : NULL);
 		return true;
 	}
-	/* the range ends at the last item at most (positions stay far from INT_MAX) */
-	width = (int) Min((int64) chunk_size, (int64) last_position - bi.next_position + 1);
-
 	values[1] = Int32GetDatum(bi.next_position);
+	ApExec(&first_sql, values, NULL, 1);
+	first = DatumGetInt32(ApGetDatum(0, 1, &isnull));
+	if (isnull)
+		first = last_position;	/* cannot happen: the last item is at or after next_position */
+	/* the range ends at the last item at most (positions stay far from INT_MAX) */
+	width = (int) Min((int64) chunk_size, (int64) last_position - first + 1);
+
+	values[1] = Int32GetDatum(first);
 	values[2] = Int32GetDatum(width);
 	memset(&cs, 0, sizeof(cs));
 	cs.bi = &bi;
@@ -453,10 +464,10 @@ ChunkInner(const char *batch_id, int chunk_size)
 		for (int k = 0; k < cs.n_apply; k++)
 			if (cs.decision[cs.apply_item[k]] == NULL)
 				cs.decision[cs.apply_item[k]] = bi.decision;
-		ChunkStoreItems(&cs, bi.next_position, width);
+		ChunkStoreItems(&cs, first, width);
 	}
 	hash_destroy(index);
-	failed = ChunkStoreCounters(&cs, bi.next_position + width);
+	failed = ChunkStoreCounters(&cs, first + width);
 
 	if (ThresholdExceeded(&bi, failed) && bi.rollback)
 	{
@@ -474,7 +485,7 @@ ChunkInner(const char *batch_id, int chunk_size)
 		ApBatchFinish(batch_id, "failed", msg.data);
 		return true;
 	}
-	if (bi.next_position + width > last_position)
+	if (first + width > last_position)
 	{
 		ApBatchFinish(batch_id, "completed",
 					ThresholdExceeded(&bi, failed)

@@ -23,6 +23,7 @@
  */
 #include "postgres.h"
 
+#include "access/parallel.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -41,6 +42,8 @@
 
 /* Notifications the scheduler sends per transaction at most */
 #define OUTBOX_SEND_MAX		1000
+/* The longest payload NOTIFY accepts is one byte less (commands/async.c) */
+#define PAYLOAD_MAX			(BLCKSZ - NAMEDATALEN - 128)
 
 /* A notification waiting for its transaction to commit */
 typedef struct HeldNotification
@@ -79,11 +82,16 @@ ApNotify(const char *payload)
 
 	if (!ap_notify)
 		return;
-	if (!HandsOff())
+	if (!HandsOff() || IsParallelWorker())
 	{
 		Async_Notify("approvals", payload);
 		return;
 	}
+	/* refused now, as NOTIFY would, not later by the scheduler */
+	if (strlen(payload) >= PAYLOAD_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("payload string too long")));
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	n = palloc(sizeof(HeldNotification));
 	n->nest_level = GetCurrentTransactionNestLevel();
@@ -110,12 +118,24 @@ WriteOutbox(void)
 	ListCell   *lc;
 	ApprovalsPrivSwitch sw;
 	bool		pushed = false;
+	HTAB	   *seen;
 
 	if (!OidIsValid(get_namespace_oid("approvals", true)))
 		return;
+	/* equal payloads of one transaction are one notification, as with NOTIFY */
+	seen = ApStringHashCreate("approvals held payloads", list_length(held), sizeof(char *),
+							  CurrentMemoryContext);
 	payloads = palloc(sizeof(Datum) * list_length(held));
 	foreach(lc, held)
-		payloads[n++] = CStringGetTextDatum(((HeldNotification *) lfirst(lc))->payload);
+	{
+		const char *payload = ((HeldNotification *) lfirst(lc))->payload;
+		bool		found;
+
+		(void) ApStringHashSearch(seen, payload, HASH_ENTER, &found);
+		if (!found)
+			payloads[n++] = CStringGetTextDatum(payload);
+	}
+	hash_destroy(seen);
 	values[0] = PointerGetDatum(construct_array(payloads, n, TEXTOID, -1, false,
 												TYPALIGN_INT));
 
@@ -135,6 +155,16 @@ WriteOutbox(void)
 	ApQueuePokeAtCommit();
 }
 
+/* Queue the held notifications with NOTIFY after all (PostgreSQL sends them at commit). */
+static void
+SendHeldDirectly(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, held)
+		Async_Notify("approvals", ((HeldNotification *) lfirst(lc))->payload);
+}
+
 /* Pre-commit: hand the held notifications over; any end: forget them. */
 static void
 NotifyXactCallback(XactEvent event, void *arg pg_attribute_unused())
@@ -142,9 +172,17 @@ NotifyXactCallback(XactEvent event, void *arg pg_attribute_unused())
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
-		case XACT_EVENT_PRE_PREPARE:
-			if (held != NIL)
+			/* a transaction made read-only after deciding cannot write: NOTIFY */
+			if (held != NIL && XactReadOnly)
+				SendHeldDirectly();
+			else if (held != NIL)
 				WriteOutbox();
+			held = NIL;
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			/* PREPARE refuses a transaction that notifies, as with NOTIFY itself */
+			if (held != NIL)
+				SendHeldDirectly();
 			held = NIL;
 			break;
 		case XACT_EVENT_COMMIT:
@@ -249,7 +287,14 @@ ApOutboxSend(void)
 		(void) ApStringHashSearch(seen, payload, HASH_ENTER, &found);
 		if (found)
 			break;
-		Async_Notify("approvals", payload);
+		/* a row written by hand that NOTIFY refuses must not block the rest */
+		if (strlen(payload) >= PAYLOAD_MAX)
+			ereport(WARNING,
+					(errmsg("approvals: dropped notification %lld of the outbox: payload of %zu bytes is too long for NOTIFY",
+							(long long) DatumGetInt64(ApGetDatum(r, O_ID, &isnull)),
+							strlen(payload))));
+		else
+			Async_Notify("approvals", payload);
 		ids[n_sent++] = ApGetDatum(r, O_ID, &isnull);
 	}
 	values[0] = PointerGetDatum(construct_array(ids, n_sent, INT8OID, 8, FLOAT8PASSBYVAL,

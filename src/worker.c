@@ -344,6 +344,7 @@ ApprovalsSchedulerMain(Datum main_arg)
 		bool		stopping;
 		uint64		takes;
 		bool		idle_exit = false;
+		bool		send_more = false;
 		long		elapsed;
 		ErrorData  *error;
 
@@ -436,9 +437,11 @@ ApprovalsSchedulerMain(Datum main_arg)
 							   &error))
 				{
 					FreeErrorData(error);
-					break;
+					more = false;
 				}
 			}
+			if (more)
+				send_more = true;	/* look again after the throttle, not after naptime */
 		}
 
 		if (ap_worker_enabled && !ss.outdated &&
@@ -470,6 +473,8 @@ ApprovalsSchedulerMain(Datum main_arg)
 		}
 		if (ss.takeable > running)
 			sleep_ms = Min(sleep_ms, 1000L);	/* waiting for a share of the budget */
+		if (send_more)
+			sleep_ms = 0;
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 sleep_ms, PG_WAIT_EXTENSION);
