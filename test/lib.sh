@@ -16,6 +16,8 @@
 #   ap_psql ARGS...          psql -X -v ON_ERROR_STOP=1 on the private socket as postgres
 #   ap_pg_ctl ARGS...        pg_ctl for the cluster, run as the postgres OS user
 #   ap_postmaster_pid        print the live postmaster's PID (fails if none), for kill -9 tests
+#   run_logged LOG HIDE CMD... run CMD under a timeout, output to LOG and shown as it grows
+#   fresh_db NAME            (re)create database NAME on the cluster
 #   ap_is_ready / ap_wait_ready SECONDS
 #                            the server accepts connections (now / within SECONDS)
 #
@@ -322,4 +324,41 @@ ap_start() {
 ap_stop() {
     ap_postmaster_pid >/dev/null || return 0
     ap_pg_ctl stop -m "${1:-fast}" || ap_pg_ctl stop -m immediate
+}
+
+# --- for the test drivers (test/run.sh, test/valgrind.sh) -------------------------------
+
+# run_logged LOG HIDE CMD...: run CMD under a timeout (AP_RUN_TIMEOUT, else AP_TIMEOUT
+# seconds) with its output going to LOG, and show LOG as it grows, except lines matching the
+# regex HIDE (when not empty); sets RC to CMD's status. CMD runs in the background so that
+# INT/TERM interrupt the run at once (the driver's on_exit then ends CMD_PID), and so that a
+# stray process keeping CMD's output open cannot hang us.
+RC=0
+CMD_PID=
+SHOW_PID=
+run_logged() {
+    local log=$1 hide=$2 timeout=${AP_RUN_TIMEOUT:-$AP_TIMEOUT}
+    shift 2
+    : >"$log"
+    timeout -k 30 "$timeout" "$@" >"$log" 2>&1 &
+    CMD_PID=$!
+    if [[ -n $hide ]]; then
+        tail -s 0.2 -n +1 -f --pid="$CMD_PID" "$log" | grep --line-buffered -vE "$hide" &
+    else
+        tail -s 0.2 -n +1 -f --pid="$CMD_PID" "$log" &
+    fi
+    SHOW_PID=$!
+    RC=0
+    wait "$CMD_PID" || RC=$?
+    CMD_PID=
+    wait "$SHOW_PID" || true
+    SHOW_PID=
+    if [[ $RC -eq 124 ]]; then echo "(timed out after ${timeout}s)"; fi
+    return 0
+}
+
+# (Re)create database $1 on the scratch cluster.
+fresh_db() {
+    PGOPTIONS='-c client_min_messages=warning' ap_psql -q -d postgres \
+        -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
 }

@@ -51,40 +51,6 @@ trap on_exit EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# run_logged LOG HIDE CMD...: run CMD under a timeout with its output going to LOG, and show
-# LOG as it grows, except lines matching the regex HIDE (when not empty); sets RC to CMD's
-# status. CMD runs in the background so that INT/TERM interrupt the run at once (on_exit
-# then ends CMD), and so that a stray process keeping CMD's output open cannot hang us.
-RC=0
-CMD_PID=
-SHOW_PID=
-run_logged() {
-    local log=$1 hide=$2
-    shift 2
-    : >"$log"
-    timeout -k 30 "$AP_TIMEOUT" "$@" >"$log" 2>&1 &
-    CMD_PID=$!
-    if [[ -n $hide ]]; then
-        tail -s 0.2 -n +1 -f --pid="$CMD_PID" "$log" | grep --line-buffered -vE "$hide" &
-    else
-        tail -s 0.2 -n +1 -f --pid="$CMD_PID" "$log" &
-    fi
-    SHOW_PID=$!
-    RC=0
-    wait "$CMD_PID" || RC=$?
-    CMD_PID=
-    wait "$SHOW_PID" || true
-    SHOW_PID=
-    if [[ $RC -eq 124 ]]; then echo "(timed out after ${AP_TIMEOUT}s)"; fi
-    return 0
-}
-
-# (Re)create database $1 on the scratch cluster.
-fresh_db() {
-    PGOPTIONS='-c client_min_messages=warning' ap_psql -q -d postgres \
-        -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
-}
-
 # --- build -----------------------------------------------------------------------------
 
 ap_install_deps || ap_die "could not install the required packages"

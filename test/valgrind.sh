@@ -180,34 +180,7 @@ vg_stop() {
 
 # --- test layers (run_logged, run_regress and the pgTAP counting follow test/run.sh) -----
 
-RC=0
-CMD_PID=
-SHOW_PID=
-run_logged() {
-    local log=$1 hide=$2
-    shift 2
-    : >"$log"
-    timeout -k 30 "$AP_VALGRIND_TIMEOUT" "$@" >"$log" 2>&1 &
-    CMD_PID=$!
-    if [[ -n $hide ]]; then
-        tail -s 0.2 -n +1 -f --pid="$CMD_PID" "$log" | grep --line-buffered -vE "$hide" &
-    else
-        tail -s 0.2 -n +1 -f --pid="$CMD_PID" "$log" &
-    fi
-    SHOW_PID=$!
-    RC=0
-    wait "$CMD_PID" || RC=$?
-    CMD_PID=
-    wait "$SHOW_PID" || true
-    SHOW_PID=
-    if [[ $RC -eq 124 ]]; then echo "(timed out after ${AP_VALGRIND_TIMEOUT}s)"; fi
-    return 0
-}
-
-fresh_db() {
-    PGOPTIONS='-c client_min_messages=warning' ap_psql -q -d postgres \
-        -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1"
-}
+AP_RUN_TIMEOUT=$AP_VALGRIND_TIMEOUT    # run_logged and fresh_db come from test/lib.sh
 
 # The server must still run after a layer (a crash restart is fine; a dead postmaster is not).
 ensure_server() {
