@@ -96,6 +96,7 @@ extern Datum ApBatchRowDatum(const char *batch_id);
 extern void ApBatchReportState(const BatchInfo *bi, const char *what);
 extern void ApBatchFinish(const char *batch_id, const char *status, const char *error);
 extern void ApBatchInsertItems(const char *batch_id, Datum ids, int offset);
+extern bool ApBatchItemSpan(const char *batch_id, int from, int *first, int *last);
 extern void ApBatchRecount(const char *batch_id, const char *tenant);
 
 /* batch_queue.c */

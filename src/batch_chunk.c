@@ -383,15 +383,6 @@ ChunkInner(const char *batch_id, int chunk_size)
 		"ORDER BY position",
 		3, {TEXTOID, INT4OID, INT4OID}
 	};
-	static const ApStmt last_sql = {
-		"SELECT max(position) FROM approvals.batch_items WHERE batch_id = $1",
-		1, {TEXTOID}
-	};
-	/* where the range starts: the next item (update_batch may have left gaps) */
-	static const ApStmt first_sql = {
-		"SELECT min(position) FROM approvals.batch_items WHERE batch_id = $1 AND position >= $2",
-		2, {TEXTOID, INT4OID}
-	};
 	enum
 	{
 		ITEM_POSITION = 1, ITEM_CLAIM_ID
@@ -409,24 +400,17 @@ ChunkInner(const char *batch_id, int chunk_size)
 	if (!ApBatchLoad(batch_id, true, &bi) || strcmp(bi.status, "processing") != 0)
 		return true;
 
-	values[0] = CStringGetTextDatum(batch_id);
-	ApExec(&last_sql, values, NULL, 1);
-	last_position = DatumGetInt32(ApGetDatum(0, 1, &isnull));
-	if (isnull || bi.next_position > last_position)
+	if (!ApBatchItemSpan(batch_id, bi.next_position, &first, &last_position))
 	{
 		ApBatchFinish(batch_id, "completed",
 					ThresholdExceeded(&bi, bi.failed_count)
 					? "failure threshold exceeded; continued (on_threshold = continue)" : NULL);
 		return true;
 	}
-	values[1] = Int32GetDatum(bi.next_position);
-	ApExec(&first_sql, values, NULL, 1);
-	first = DatumGetInt32(ApGetDatum(0, 1, &isnull));
-	if (isnull)
-		first = last_position;	/* cannot happen: the last item is at or after next_position */
 	/* the range ends at the last item at most (positions stay far from INT_MAX) */
 	width = (int) Min((int64) chunk_size, (int64) last_position - first + 1);
 
+	values[0] = CStringGetTextDatum(batch_id);
 	values[1] = Int32GetDatum(first);
 	values[2] = Int32GetDatum(width);
 	memset(&cs, 0, sizeof(cs));

@@ -256,25 +256,19 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 int
 ApBatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
 {
-	static const ApStmt last_sql = {
-		"SELECT max(position) FROM approvals.batch_items WHERE batch_id = $1",
-		1, {TEXTOID}
-	};
-	Datum		values[1];
-	bool		isnull;
+	int			from;
 	int			last;
+	bool		any;
 	int			total = 0;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	values[0] = CStringGetTextDatum(bi->id);
-	ApExec(&last_sql, values, NULL, 1);
-	last = DatumGetInt32(ApGetDatum(0, 1, &isnull));
+	any = ApBatchItemSpan(bi->id, 1, &from, &last);
 	SPI_finish();
-	if (isnull)
+	if (!any)
 		return 0;
 
-	for (int64 first = 1; first <= last; first += ap_chunk_size)
+	for (int64 first = from; first <= last; first += ap_chunk_size)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (SPI_connect() != SPI_OK_CONNECT)

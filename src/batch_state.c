@@ -228,6 +228,30 @@ ApBatchInsertItems(const char *batch_id, Datum ids, int offset)
 }
 
 /*
+ * Where a batch's items from position "from" on lie: the position of the
+ * first item at or after it and of the last item (two probes of the primary
+ * key, whatever the statistics).  False when no item is at or after from.
+ */
+bool
+ApBatchItemSpan(const char *batch_id, int from, int *first, int *last)
+{
+	static const ApStmt sql = {
+		"SELECT (SELECT min(position) FROM approvals.batch_items "
+		"        WHERE batch_id = $1 AND position >= $2), "
+		"       (SELECT max(position) FROM approvals.batch_items WHERE batch_id = $1)",
+		2, {TEXTOID, INT4OID}
+	};
+	Datum		values[2] = {CStringGetTextDatum(batch_id), Int32GetDatum(from)};
+	bool		first_null;
+	bool		last_null;
+
+	ApExec(&sql, values, NULL, 1);
+	*first = DatumGetInt32(ApGetDatum(0, 1, &first_null));
+	*last = DatumGetInt32(ApGetDatum(0, 2, &last_null));
+	return !first_null && !last_null;
+}
+
+/*
  * Recompute a batch's total_claims and total_amount from its items (amounts
  * of the batch's own tenant only: another tenant's claim will fail, and its
  * amount is not the coordinator's to see).
