@@ -58,14 +58,17 @@ ApPlan(const ApStmt *stmt)
 		/*
 		 * Key lookups get one generic plan (planning them again for every
 		 * call is pure cost).  A statement that takes a set of keys as an
-		 * array (= ANY, unnest) is planned for each call: only then does the
-		 * planner see how many keys there are (a generic plan guesses 10,
-		 * and with statistics of a table thought empty, a scan of a whole
-		 * partial index filtered by the array wins).
+		 * array (= ANY, unnest) is planned for every call, always: only then
+		 * does the planner see how many keys there are.  A generic plan
+		 * guesses 10, and under statistics of a table thought empty a scan
+		 * of a whole partial index filtered by the array wins: left to
+		 * itself, the plan cache switches to that plan after five calls (a
+		 * chunk of a million-claim batch once took 10 s instead of 20 ms).
 		 */
 		bool		set_based = strstr(sql, "ANY (") != NULL || strstr(sql, "unnest(") != NULL;
 		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes,
-											  set_based ? 0 : CURSOR_OPT_GENERIC_PLAN);
+											  set_based ? CURSOR_OPT_CUSTOM_PLAN
+											  : CURSOR_OPT_GENERIC_PLAN);
 		char	   *key;
 
 		if (plan == NULL)
