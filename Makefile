@@ -12,6 +12,7 @@ EXTENSION  = approvals
 MODULE_big = approvals
 OBJS       = src/approvals.o src/call.o src/spi.o src/datum.o src/retry.o src/tenant.o \
              src/json.o src/notify.o src/audit.o src/handler.o src/policy.o src/claim.o \
+             src/steps.o src/delegation.o src/inbox.o \
              src/expire.o src/batch_state.o src/batch_queue.o src/batch_chunk.o \
              src/batch_revert.o src/batch_run.o src/batch_api.o src/worker.o
 DATA       = $(wildcard sql/approvals--*.sql)

@@ -169,3 +169,251 @@ REVOKE ALL ON approvals.outbox FROM PUBLIC;
 -- Room on every page of batch_items for its items' results (HOT updates); applies to pages
 -- written from now on.
 ALTER TABLE approvals.batch_items SET (fillfactor = 50);
+
+-- Delegation, steps, policy versions and the inbox.
+-- The functions whose arguments grow (submit, decide, set_policy) are created again, with the
+-- JSON functions bound to them; the claim row type gains columns meanwhile.
+DROP FUNCTION approvals.api_respond(text, jsonb, text);
+DROP FUNCTION approvals.api_submit(jsonb);
+DROP FUNCTION approvals.decide(text, text, text, text, text);
+DROP FUNCTION approvals.submit(text, text, text, text, text, text, text, text, numeric, text,
+    text, text, jsonb, text[], integer, text, timestamptz, text);
+DROP FUNCTION approvals.set_policy(text, text, text, text[], integer, numeric, interval, text,
+    boolean);
+
+ALTER TABLE approvals.claims
+    ADD COLUMN steps           jsonb,
+    ADD COLUMN current_step    integer,
+    ADD COLUMN step_approvals  integer NOT NULL DEFAULT 0,
+    ADD COLUMN step_abstained  text[] NOT NULL DEFAULT '{}',
+    ADD COLUMN step_escalated  boolean NOT NULL DEFAULT false,
+    ADD COLUMN named_approvers text[],
+    ADD COLUMN policy_id       bigint,
+    ADD COLUMN policy_version  integer;
+-- claims on a route wait for their assignee by name
+UPDATE approvals.claims SET named_approvers = ARRAY[assignee]
+    WHERE status = 'pending' AND assignee IS NOT NULL;
+ALTER TABLE approvals.events ADD COLUMN on_behalf_of text;
+
+-- Every set_policy makes a version; one version per key is active.
+ALTER TABLE approvals.policies
+    DROP CONSTRAINT policies_tenant_resource_type_kind_key,
+    DROP CONSTRAINT policies_pkey,
+    ADD COLUMN version integer NOT NULL DEFAULT 1,
+    ADD COLUMN active  boolean NOT NULL DEFAULT true,
+    ADD COLUMN steps   jsonb,
+    ADD PRIMARY KEY (id, version);
+COMMENT ON TABLE approvals.policies IS
+    'Approval policies matched at submit (NULL columns match anything), every version of each';
+CREATE UNIQUE INDEX policies_one_active ON approvals.policies (tenant, resource_type, kind)
+    NULLS NOT DISTINCT WHERE active;
+COMMENT ON INDEX approvals.policies_one_active IS
+    'One active version per (tenant, resource_type, kind)';
+
+-- Delegation (out of office): the delegate may decide what the delegator may, in scope.
+CREATE TABLE approvals.delegations (
+    id             text PRIMARY KEY,
+    tenant         text,
+    delegator      text NOT NULL,
+    delegate       text NOT NULL,
+    resource_type  text,
+    max_amount     numeric CHECK (max_amount >= 0),
+    valid_from     timestamptz NOT NULL DEFAULT now(),
+    valid_until    timestamptz,
+    revoked_at     timestamptz,
+    revoked_by     text,
+    revoke_comment text,
+    comment        text,
+    created_by     text NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    CHECK (delegate <> delegator),
+    CHECK (valid_until > valid_from)
+);
+COMMENT ON TABLE approvals.delegations IS
+    'Delegations: the delegate may decide the claims the delegator may, within scope and dates';
+CREATE INDEX delegations_delegate ON approvals.delegations (delegate) WHERE revoked_at IS NULL;
+CREATE INDEX delegations_delegator ON approvals.delegations (delegator);
+COMMENT ON INDEX approvals.delegations_delegate IS
+    'The unrevoked delegations to a delegate (decide, inbox)';
+COMMENT ON INDEX approvals.delegations_delegator IS
+    'A delegator''s delegations';
+
+-- The inbox's index: one row per pending claim and person it waits for by name
+-- (claims.named_approvers, the requester left out), in inbox order.
+CREATE TABLE approvals.inbox_entries (
+    actor         text NOT NULL,
+    rank          smallint NOT NULL,
+    expires_key   timestamptz NOT NULL,
+    created_at    timestamptz NOT NULL,
+    claim_id      text NOT NULL,
+    tenant        text,
+    resource_type text NOT NULL,
+    amount        numeric,
+    requester     text NOT NULL,
+    PRIMARY KEY (actor, rank, expires_key, created_at, claim_id)
+);
+COMMENT ON TABLE approvals.inbox_entries IS
+    'Internal: who each pending claim waits for by name, in inbox order (approvals.inbox)';
+CREATE INDEX inbox_entries_claim ON approvals.inbox_entries (claim_id);
+COMMENT ON INDEX approvals.inbox_entries_claim IS
+    'A claim''s inbox entries (rewritten when its named approvers change)';
+
+-- the inbox entries of the claims that wait for someone
+INSERT INTO approvals.inbox_entries (actor, rank, expires_key, created_at, claim_id, tenant,
+                                     resource_type, amount, requester)
+SELECT a.actor, CASE c.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END,
+       coalesce(c.expires_at, 'infinity'), c.created_at, c.id, c.tenant, c.resource_type,
+       c.amount, c.requester
+FROM approvals.claims c, unnest(c.named_approvers) AS a(actor)
+WHERE c.status = 'pending' AND a.actor <> c.requester;
+SELECT pg_catalog.pg_extension_config_dump('approvals.delegations', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.inbox_entries', '');
+ALTER TABLE approvals.delegations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY delegations_tenant_isolation ON approvals.delegations FOR SELECT
+    USING (tenant IS NULL
+           OR (SELECT approvals.sees_all_tenants())
+           OR tenant = ANY ((SELECT approvals.visible_tenants())::text[]));
+COMMENT ON POLICY delegations_tenant_isolation ON approvals.delegations IS
+    'Tenant isolation: a delegation scoped to a tenant is visible as that tenant''s claims are';
+REVOKE ALL ON approvals.delegations, approvals.inbox_entries FROM PUBLIC;
+GRANT SELECT ON approvals.delegations TO approvals_reader;
+
+CREATE FUNCTION approvals.submit(
+    resource_type text, resource_id text, snapshot_hash text,
+    tenant text DEFAULT NULL, kind text DEFAULT 'data_review', note text DEFAULT NULL,
+    actor text DEFAULT NULL, id text DEFAULT NULL,
+    amount numeric DEFAULT NULL, currency text DEFAULT NULL,
+    title text DEFAULT NULL, context text DEFAULT NULL, fields jsonb DEFAULT NULL,
+    approvers text[] DEFAULT NULL, required_approvals integer DEFAULT NULL,
+    priority text DEFAULT 'normal', expires_at timestamptz DEFAULT NULL,
+    idempotency_key text DEFAULT NULL, steps jsonb DEFAULT NULL)
+RETURNS approvals.claims
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_submit';
+COMMENT ON FUNCTION approvals.submit(text, text, text, text, text, text, text, text, numeric,
+    text, text, text, jsonb, text[], integer, text, timestamptz, text, jsonb) IS
+    'Submit a resource for approval: creates a pending claim (superseding the resource''s previous pending claim)';
+
+CREATE FUNCTION approvals.decide(
+    claim_id text, outcome text, comment text DEFAULT NULL,
+    snapshot_hash text DEFAULT NULL, actor text DEFAULT NULL, on_behalf_of text DEFAULT NULL)
+RETURNS approvals.claims
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_decide';
+COMMENT ON FUNCTION approvals.decide(text, text, text, text, text, text) IS
+    'Approve, reject or abstain on a pending claim (for a delegator: on_behalf_of)';
+
+CREATE FUNCTION approvals.set_policy(
+    resource_type text DEFAULT NULL, kind text DEFAULT NULL, tenant text DEFAULT NULL,
+    approvers text[] DEFAULT NULL, required_approvals integer DEFAULT 1,
+    auto_approve_below numeric DEFAULT NULL, expires_in interval DEFAULT NULL,
+    on_expiry text DEFAULT 'expire', allow_self_approval boolean DEFAULT false,
+    steps jsonb DEFAULT NULL)
+RETURNS void
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_set_policy';
+COMMENT ON FUNCTION approvals.set_policy(text, text, text, text[], integer, numeric, interval,
+    text, boolean, jsonb) IS
+    'A new version of the policy for (tenant, resource_type, kind); NULL matches anything';
+
+CREATE FUNCTION approvals.drop_policy(resource_type text DEFAULT NULL, kind text DEFAULT NULL,
+                                      tenant text DEFAULT NULL) RETURNS integer
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_drop_policy';
+COMMENT ON FUNCTION approvals.drop_policy(text, text, text) IS
+    'Deactivate the policy of (tenant, resource_type, kind); returns how many were active (its versions stay)';
+
+-- ---------------------------------------------------------------------------
+-- Delegation and the inbox
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION approvals.delegate(
+    delegate text, valid_until timestamptz DEFAULT NULL, valid_from timestamptz DEFAULT now(),
+    resource_type text DEFAULT NULL, tenant text DEFAULT NULL, max_amount numeric DEFAULT NULL,
+    comment text DEFAULT NULL, delegator text DEFAULT NULL)
+RETURNS approvals.delegations
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_delegate';
+COMMENT ON FUNCTION approvals.delegate(text, timestamptz, timestamptz, text, text, numeric,
+    text, text) IS
+    'Let a delegate decide, within scope and dates, the claims the delegator may decide';
+
+CREATE FUNCTION approvals.revoke_delegation(delegation_id text, comment text DEFAULT NULL)
+RETURNS approvals.delegations
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_revoke_delegation';
+COMMENT ON FUNCTION approvals.revoke_delegation(text, text) IS
+    'End a delegation now (its delegator, its creator, or an admin); decisions made through it stay';
+
+CREATE FUNCTION approvals.inbox(actor text DEFAULT NULL, page_limit integer DEFAULT 50,
+                                after text DEFAULT NULL)
+RETURNS SETOF approvals.claims
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_inbox';
+COMMENT ON FUNCTION approvals.inbox(text, integer, text) IS
+    'The pending claims waiting for the actor by name (directly or through a delegation), a page after claim id `after`';
+
+CREATE FUNCTION approvals.api_submit(body jsonb) RETURNS jsonb
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT approvals.api_approval(approvals.submit(
+        resource_type => approvals.json_string(body, 'resourceType', true, ARRAY['order', 'invoice']),
+        resource_id   => approvals.json_string(body, 'resourceId', true),
+        snapshot_hash => approvals.json_string(body, 'dataSnapshotHash', true),
+        tenant        => approvals.json_string(body, 'merchantId', true),
+        kind          => coalesce(approvals.json_string(body, 'kind', false,
+                                      ARRAY['data_review', 'financial_review', 'push']),
+                                  'data_review'),
+        note          => approvals.json_string(body, 'note'),
+        actor         => approvals.json_string(body, 'actorId')));
+END;
+COMMENT ON FUNCTION approvals.api_submit(jsonb) IS
+    'POST /v0/approvals: submit from the seed''s request body, answer with its approval object';
+
+CREATE FUNCTION approvals.api_respond(claim_id text, body jsonb, actor text DEFAULT NULL)
+RETURNS jsonb
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'interactionId', d.id,
+        'respondedBy', d.reviewer,
+        'outcome', approvals.json_required(body, 'outcome'),
+        'data', CASE WHEN body #> '{data,comment}' IS NULL THEN '{}'::jsonb
+                     ELSE pg_catalog.jsonb_build_object('comment', body #>> '{data,comment}') END,
+        'timestamp', approvals.json_ts(pg_catalog.now()))
+    FROM approvals.decide(claim_id, approvals.json_required(body, 'outcome'),
+                          body #>> '{data,comment}', NULL, actor) AS d;
+END;
+COMMENT ON FUNCTION approvals.api_respond(text, jsonb, text) IS
+    'Approval interaction response: decide from {outcome, data:{comment}}, answer with the seed''s response object';
+
+REVOKE ALL ON FUNCTION
+      approvals.submit(text, text, text, text, text, text, text, text, numeric, text, text,
+                       text, jsonb, text[], integer, text, timestamptz, text, jsonb),
+      approvals.decide(text, text, text, text, text, text),
+      approvals.set_policy(text, text, text, text[], integer, numeric, interval, text, boolean,
+                           jsonb),
+      approvals.drop_policy(text, text, text),
+      approvals.delegate(text, timestamptz, timestamptz, text, text, numeric, text, text),
+      approvals.revoke_delegation(text, text),
+      approvals.inbox(text, integer, text),
+      approvals.api_submit(jsonb), approvals.api_respond(text, jsonb, text)
+      FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+      approvals.submit(text, text, text, text, text, text, text, text, numeric, text, text,
+                       text, jsonb, text[], integer, text, timestamptz, text, jsonb),
+      approvals.api_submit(jsonb)
+      TO approvals_requester;
+GRANT EXECUTE ON FUNCTION approvals.decide(text, text, text, text, text, text),
+      approvals.api_respond(text, jsonb, text),
+      approvals.delegate(text, timestamptz, timestamptz, text, text, numeric, text, text),
+      approvals.inbox(text, integer, text)
+      TO approvals_reviewer;
+GRANT EXECUTE ON FUNCTION approvals.revoke_delegation(text, text)
+      TO approvals_reviewer, approvals_admin;
+GRANT EXECUTE ON FUNCTION
+      approvals.set_policy(text, text, text, text[], integer, numeric, interval, text, boolean,
+                           jsonb),
+      approvals.drop_policy(text, text, text)
+      TO approvals_admin;

@@ -76,7 +76,15 @@ CREATE TABLE approvals.claims (
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
     decided_at          timestamptz,
-    expires_at          timestamptz
+    expires_at          timestamptz,
+    steps               jsonb,
+    current_step        integer,
+    step_approvals      integer NOT NULL DEFAULT 0,
+    step_abstained      text[] NOT NULL DEFAULT '{}',
+    step_escalated      boolean NOT NULL DEFAULT false,
+    named_approvers     text[],
+    policy_id           bigint,
+    policy_version      integer
 );
 COMMENT ON TABLE approvals.claims IS
     'Things awaiting (or having had) a decision; written only by approvals functions';
@@ -106,7 +114,8 @@ CREATE TABLE approvals.events (
     to_status     text,
     comment       text,
     snapshot_hash text,
-    at            timestamptz NOT NULL DEFAULT now()
+    at            timestamptz NOT NULL DEFAULT now(),
+    on_behalf_of  text
 );
 COMMENT ON TABLE approvals.events IS
     'Append-only audit log: one row per claim state change';
@@ -120,7 +129,7 @@ COMMENT ON INDEX approvals.events_batch IS
     'The events of a batch (revert, results)';
 
 CREATE TABLE approvals.policies (
-    id                  bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id                  bigint GENERATED ALWAYS AS IDENTITY,
     tenant              text,
     resource_type       text,
     kind                text,
@@ -133,12 +142,19 @@ CREATE TABLE approvals.policies (
     allow_self_approval boolean NOT NULL DEFAULT false,
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
-    UNIQUE NULLS NOT DISTINCT (tenant, resource_type, kind)
+    version             integer NOT NULL DEFAULT 1,
+    active              boolean NOT NULL DEFAULT true,
+    steps               jsonb,
+    PRIMARY KEY (id, version)
 );
 COMMENT ON TABLE approvals.policies IS
-    'Approval policies matched at submit (NULL columns match anything)';
+    'Approval policies matched at submit (NULL columns match anything), every version of each';
 COMMENT ON SEQUENCE approvals.policies_id_seq IS
     'Policy ids';
+CREATE UNIQUE INDEX policies_one_active ON approvals.policies (tenant, resource_type, kind)
+    NULLS NOT DISTINCT WHERE active;
+COMMENT ON INDEX approvals.policies_one_active IS
+    'One active version per (tenant, resource_type, kind)';
 
 CREATE TABLE approvals.handlers (
     resource_type text PRIMARY KEY,
@@ -241,6 +257,54 @@ CREATE TABLE approvals.outbox (
 COMMENT ON TABLE approvals.outbox IS
     'Notifications waiting for the scheduler to send them (NOTIFY approvals), oldest id first';
 
+-- Delegation (out of office): the delegate may decide what the delegator may, in scope.
+CREATE TABLE approvals.delegations (
+    id             text PRIMARY KEY,
+    tenant         text,
+    delegator      text NOT NULL,
+    delegate       text NOT NULL,
+    resource_type  text,
+    max_amount     numeric CHECK (max_amount >= 0),
+    valid_from     timestamptz NOT NULL DEFAULT now(),
+    valid_until    timestamptz,
+    revoked_at     timestamptz,
+    revoked_by     text,
+    revoke_comment text,
+    comment        text,
+    created_by     text NOT NULL,
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    CHECK (delegate <> delegator),
+    CHECK (valid_until > valid_from)
+);
+COMMENT ON TABLE approvals.delegations IS
+    'Delegations: the delegate may decide the claims the delegator may, within scope and dates';
+CREATE INDEX delegations_delegate ON approvals.delegations (delegate) WHERE revoked_at IS NULL;
+CREATE INDEX delegations_delegator ON approvals.delegations (delegator);
+COMMENT ON INDEX approvals.delegations_delegate IS
+    'The unrevoked delegations to a delegate (decide, inbox)';
+COMMENT ON INDEX approvals.delegations_delegator IS
+    'A delegator''s delegations';
+
+-- The inbox's index: one row per pending claim and person it waits for by name
+-- (claims.named_approvers, the requester left out), in inbox order.
+CREATE TABLE approvals.inbox_entries (
+    actor         text NOT NULL,
+    rank          smallint NOT NULL,
+    expires_key   timestamptz NOT NULL,
+    created_at    timestamptz NOT NULL,
+    claim_id      text NOT NULL,
+    tenant        text,
+    resource_type text NOT NULL,
+    amount        numeric,
+    requester     text NOT NULL,
+    PRIMARY KEY (actor, rank, expires_key, created_at, claim_id)
+);
+COMMENT ON TABLE approvals.inbox_entries IS
+    'Internal: who each pending claim waits for by name, in inbox order (approvals.inbox)';
+CREATE INDEX inbox_entries_claim ON approvals.inbox_entries (claim_id);
+COMMENT ON INDEX approvals.inbox_entries_claim IS
+    'A claim''s inbox entries (rewritten when its named approvers change)';
+
 SELECT pg_catalog.pg_extension_config_dump('approvals.claims', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.events', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.policies', '');
@@ -251,6 +315,8 @@ SELECT pg_catalog.pg_extension_config_dump('approvals.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.policies_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.batches', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.batch_items', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.delegations', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.inbox_entries', '');
 
 -- The audit log refuses UPDATE, DELETE and TRUNCATE, whoever asks.
 CREATE FUNCTION approvals.events_append_only() RETURNS trigger
@@ -302,6 +368,13 @@ COMMENT ON POLICY claims_tenant_isolation ON approvals.claims IS
     'Tenant isolation: a claim of a tenant is visible to roles granted that tenant, platform and admin';
 COMMENT ON POLICY events_tenant_isolation ON approvals.events IS
     'Tenant isolation: an event of a tenant''s claim is visible as the claim is';
+ALTER TABLE approvals.delegations ENABLE ROW LEVEL SECURITY;
+CREATE POLICY delegations_tenant_isolation ON approvals.delegations FOR SELECT
+    USING (tenant IS NULL
+           OR (SELECT approvals.sees_all_tenants())
+           OR tenant = ANY ((SELECT approvals.visible_tenants())::text[]));
+COMMENT ON POLICY delegations_tenant_isolation ON approvals.delegations IS
+    'Tenant isolation: a delegation scoped to a tenant is visible as that tenant''s claims are';
 
 ALTER TABLE approvals.batches ENABLE ROW LEVEL SECURITY;
 ALTER TABLE approvals.batch_items ENABLE ROW LEVEL SECURITY;
@@ -318,7 +391,8 @@ COMMENT ON POLICY batch_items_tenant_isolation ON approvals.batch_items IS
 
 REVOKE ALL ON ALL TABLES IN SCHEMA approvals FROM PUBLIC;
 GRANT SELECT ON approvals.claims, approvals.events, approvals.policies,
-                approvals.handlers, approvals.batches, approvals.batch_items
+                approvals.handlers, approvals.batches, approvals.batch_items,
+                approvals.delegations
       TO approvals_reader;
 
 -- ---------------------------------------------------------------------------
@@ -332,22 +406,22 @@ CREATE FUNCTION approvals.submit(
     title text DEFAULT NULL, context text DEFAULT NULL, fields jsonb DEFAULT NULL,
     approvers text[] DEFAULT NULL, required_approvals integer DEFAULT NULL,
     priority text DEFAULT 'normal', expires_at timestamptz DEFAULT NULL,
-    idempotency_key text DEFAULT NULL)
+    idempotency_key text DEFAULT NULL, steps jsonb DEFAULT NULL)
 RETURNS approvals.claims
     LANGUAGE c VOLATILE
     AS 'MODULE_PATHNAME', 'approvals_submit';
 COMMENT ON FUNCTION approvals.submit(text, text, text, text, text, text, text, text, numeric,
-    text, text, text, jsonb, text[], integer, text, timestamptz, text) IS
+    text, text, text, jsonb, text[], integer, text, timestamptz, text, jsonb) IS
     'Submit a resource for approval: creates a pending claim (superseding the resource''s previous pending claim)';
 
 CREATE FUNCTION approvals.decide(
     claim_id text, outcome text, comment text DEFAULT NULL,
-    snapshot_hash text DEFAULT NULL, actor text DEFAULT NULL)
+    snapshot_hash text DEFAULT NULL, actor text DEFAULT NULL, on_behalf_of text DEFAULT NULL)
 RETURNS approvals.claims
     LANGUAGE c VOLATILE
     AS 'MODULE_PATHNAME', 'approvals_decide';
-COMMENT ON FUNCTION approvals.decide(text, text, text, text, text) IS
-    'Approve, reject or abstain on a pending claim';
+COMMENT ON FUNCTION approvals.decide(text, text, text, text, text, text) IS
+    'Approve, reject or abstain on a pending claim (for a delegator: on_behalf_of)';
 
 CREATE FUNCTION approvals.cancel_claim(claim_id text, comment text DEFAULT NULL,
                                        actor text DEFAULT NULL)
@@ -370,13 +444,50 @@ CREATE FUNCTION approvals.set_policy(
     resource_type text DEFAULT NULL, kind text DEFAULT NULL, tenant text DEFAULT NULL,
     approvers text[] DEFAULT NULL, required_approvals integer DEFAULT 1,
     auto_approve_below numeric DEFAULT NULL, expires_in interval DEFAULT NULL,
-    on_expiry text DEFAULT 'expire', allow_self_approval boolean DEFAULT false)
+    on_expiry text DEFAULT 'expire', allow_self_approval boolean DEFAULT false,
+    steps jsonb DEFAULT NULL)
 RETURNS void
     LANGUAGE c VOLATILE
     AS 'MODULE_PATHNAME', 'approvals_set_policy';
 COMMENT ON FUNCTION approvals.set_policy(text, text, text, text[], integer, numeric, interval,
-    text, boolean) IS
-    'Create or replace the policy for (tenant, resource_type, kind); NULL matches anything';
+    text, boolean, jsonb) IS
+    'A new version of the policy for (tenant, resource_type, kind); NULL matches anything';
+
+CREATE FUNCTION approvals.drop_policy(resource_type text DEFAULT NULL, kind text DEFAULT NULL,
+                                      tenant text DEFAULT NULL) RETURNS integer
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_drop_policy';
+COMMENT ON FUNCTION approvals.drop_policy(text, text, text) IS
+    'Deactivate the policy of (tenant, resource_type, kind); returns how many were active (its versions stay)';
+
+-- ---------------------------------------------------------------------------
+-- Delegation and the inbox
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION approvals.delegate(
+    delegate text, valid_until timestamptz DEFAULT NULL, valid_from timestamptz DEFAULT now(),
+    resource_type text DEFAULT NULL, tenant text DEFAULT NULL, max_amount numeric DEFAULT NULL,
+    comment text DEFAULT NULL, delegator text DEFAULT NULL)
+RETURNS approvals.delegations
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_delegate';
+COMMENT ON FUNCTION approvals.delegate(text, timestamptz, timestamptz, text, text, numeric,
+    text, text) IS
+    'Let a delegate decide, within scope and dates, the claims the delegator may decide';
+
+CREATE FUNCTION approvals.revoke_delegation(delegation_id text, comment text DEFAULT NULL)
+RETURNS approvals.delegations
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_revoke_delegation';
+COMMENT ON FUNCTION approvals.revoke_delegation(text, text) IS
+    'End a delegation now (its delegator, its creator, or an admin); decisions made through it stay';
+
+CREATE FUNCTION approvals.inbox(actor text DEFAULT NULL, page_limit integer DEFAULT 50,
+                                after text DEFAULT NULL)
+RETURNS SETOF approvals.claims
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_inbox';
+COMMENT ON FUNCTION approvals.inbox(text, integer, text) IS
+    'The pending claims waiting for the actor by name (directly or through a delegation), a page after claim id `after`';
 
 CREATE FUNCTION approvals.set_handler(resource_type text, handler regprocedure)
 RETURNS void
@@ -687,14 +798,18 @@ GRANT EXECUTE ON FUNCTION approvals.sees_all_tenants(), approvals.visible_tenant
          approvals_coordinator, approvals_admin, approvals_platform;
 GRANT EXECUTE ON FUNCTION
       approvals.submit(text, text, text, text, text, text, text, text, numeric, text, text,
-                       text, jsonb, text[], integer, text, timestamptz, text),
+                       text, jsonb, text[], integer, text, timestamptz, text, jsonb),
       approvals.api_submit(jsonb)
       TO approvals_requester;
 GRANT EXECUTE ON FUNCTION approvals.cancel_claim(text, text, text)
       TO approvals_requester, approvals_admin;
-GRANT EXECUTE ON FUNCTION approvals.decide(text, text, text, text, text),
-      approvals.api_respond(text, jsonb, text)
+GRANT EXECUTE ON FUNCTION approvals.decide(text, text, text, text, text, text),
+      approvals.api_respond(text, jsonb, text),
+      approvals.delegate(text, timestamptz, timestamptz, text, text, numeric, text, text),
+      approvals.inbox(text, integer, text)
       TO approvals_reviewer;
+GRANT EXECUTE ON FUNCTION approvals.revoke_delegation(text, text)
+      TO approvals_reviewer, approvals_admin;
 GRANT EXECUTE ON FUNCTION
       approvals.create_batch(text[], text, text, text, boolean, text, integer, real, text,
                              boolean, text),
@@ -719,7 +834,9 @@ GRANT EXECUTE ON FUNCTION approvals.batch_results(text),
 GRANT EXECUTE ON FUNCTION approvals.purge_batches(interval) TO approvals_admin;
 GRANT SELECT ON approvals.batch_progress TO approvals_reader;
 GRANT EXECUTE ON FUNCTION approvals.expire_due(),
-      approvals.set_policy(text, text, text, text[], integer, numeric, interval, text, boolean),
+      approvals.set_policy(text, text, text, text[], integer, numeric, interval, text, boolean,
+                           jsonb),
+      approvals.drop_policy(text, text, text),
       approvals.set_handler(text, regprocedure),
       approvals.grant_tenant(text, regrole), approvals.revoke_tenant(text, regrole)
       TO approvals_admin;

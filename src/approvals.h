@@ -15,8 +15,14 @@
  *		notify.c		NOTIFY approvals
  *		audit.c			the append-only audit log
  *		handler.c		set_handler, invoking handlers, groups of items
- *		policy.c		set_policy, the policy of a claim, the rules of a route
+ *		policy.c		set_policy, drop_policy, policy versions, the policy of a
+ *						claim, the rules of a route
  *		claim.c			submit, decide, cancel_claim, the claim state machine
+ *		steps.c			a claim's steps: validation, entering, approving,
+ *						abstaining, escalating
+ *		delegation.c	delegate, revoke_delegation, who may decide a claim
+ *						(own right or through a delegation)
+ *		inbox.c			inbox and the entries it reads
  *		expire.c		expire_due
  *		worker.c		the launcher, schedulers and batch workers (plumbing only)
  *		batch.h			the batch module family (batch_*.c)
@@ -33,6 +39,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "access/tupdesc.h"
+#include "nodes/execnodes.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/tuplestore.h"
@@ -173,6 +180,7 @@ extern int	ApExec(const ApStmt *stmt, const Datum *values, const bool *isnull, l
 extern void ApExecIntoTuplestore(const ApStmt *stmt, const Datum *values, const bool *isnull,
 								 Tuplestorestate *store, TupleDesc desc);
 extern Datum ApGetDatum(int row, int col, bool *isnull);
+extern void ApPutWholeRows(ReturnSetInfo *rsinfo, int n);
 extern char *ApGetCString(int row, int col);
 
 /* datum.c: values */
@@ -225,6 +233,10 @@ typedef struct PolicyMatch
 	bool		expires_in_null;
 	char	   *on_expiry;
 	bool		allow_self_approval;
+	Datum		steps;			/* jsonb */
+	bool		steps_null;
+	int64		id;				/* with version: the policy version that matched */
+	int			version;
 } PolicyMatch;
 
 extern void ApPolicyLookup(const char *tenant, const char *resource_type, const char *kind,
@@ -233,7 +245,31 @@ extern const char *ApExpiresInProblem(Datum expires_in);
 extern void ApCheckApprovers(char **approvers, int n);
 extern void ApCheckRequiredApprovals(int required, bool has_route, int n_approvers);
 
-/* claim.c: the claim state machine (shared with expire.c) */
+/* steps.c: the steps of a claim (sequential steps, parallel approvers within one) */
+#define AP_MAX_STEPS			10	/* steps of one claim or policy */
+#define AP_MAX_STEP_NAME		100
+
+typedef struct ApStep
+{
+	char	   *name;
+	char	  **approvers;
+	int			n_approvers;
+	int			required;
+	bool		has_min_amount;
+	Datum		min_amount;		/* numeric, when has_min_amount */
+} ApStep;
+
+/* claim.c: the claim state machine (shared with expire.c and delegation.c) */
+
+/* An event a state change appends after its own (step_completed, escalated). */
+typedef struct ClaimFollowUp
+{
+	const char *action;
+	char	   *comment;
+} ClaimFollowUp;
+
+#define AP_MAX_FOLLOWUPS		4
+
 /* The decision-relevant state of one claim, loaded under a row lock. */
 typedef struct ClaimState
 {
@@ -248,7 +284,7 @@ typedef struct ClaimState
 	int			n_approvers;
 	int			required_approvals;
 	int			approval_count;
-	char	  **approved_by;
+	char	  **approved_by;	/* everyone who took part in an approval */
 	int			n_approved_by;
 	int			route_position; /* 1-based; 0 when no current assignee */
 	bool		allow_self_approval;
@@ -258,16 +294,59 @@ typedef struct ClaimState
 	Datum		expires_at;
 	bool		expires_at_null;
 	bool		is_expired;
+	Datum		amount;
+	bool		amount_null;
+	/* steps (n_steps 0 without) */
+	ApStep	   *steps;
+	int			n_steps;
+	int			current_step;	/* 1-based; 0 when none */
+	int			step_approvals; /* approvals given in the current step */
+	char	  **step_abstained; /* approvers of the current step who abstained */
+	int			n_step_abstained;
+	bool		step_escalated; /* the current step takes any reviewer */
+	/* who the claim waited for by name when loaded (named_approvers) */
+	char	  **named;
+	int			n_named;
+	Datum		loaded_expires_at;
+	bool		loaded_expires_at_null;
+	/* set by the change being made */
+	const char *on_behalf_of;	/* the delegator a decision is made for */
+	ClaimFollowUp followups[AP_MAX_FOLLOWUPS];
+	int			n_followups;
 } ClaimState;
 
 extern bool ApClaimLoad(const char *claim_id, ClaimState *st);
-extern void ApClaimStore(const ClaimState *st, const char *batch_id);
 extern int64 ApClaimEvent(const ClaimState *st, const char *batch_id, const char *actor,
 						  const char *action, const char *from_status, const char *comment);
+extern void ApClaimCommit(ClaimState *st, const char *actor, const char *action,
+						  const char *from_status, const char *comment);
+extern void ApClaimFollowUp(ClaimState *st, const char *action, char *comment);
 extern bool ApClaimAdvanceRoute(ClaimState *st);
+extern const char *ApClaimAssignee(const ClaimState *st);
+extern char **ApClaimNamed(const ClaimState *st, int *n);
+extern bool ApStringIn(char **items, int n, const char *value);
 extern void ApReportNoClaim(const char *claim_id);
 extern char *ApIdempotencyLookup(const char *scope, const char *requester, const char *key,
 								 Datum request, const char *object_id);
+
+/* steps.c */
+extern ApStep *ApStepsParse(Jsonb *doc, int *n);
+extern void ApStepsCheckArgs(bool has_steps, bool has_approvers);
+extern int	ApStepsRequired(const ClaimState *st);
+extern bool ApStepsEnter(ClaimState *st, int from);
+extern const ApStep *ApStepCurrent(const ClaimState *st);
+extern bool ApStepIsApprover(const ClaimState *st, const char *person);
+extern void ApStepsApprove(ClaimState *st);
+extern void ApStepsAbstain(ClaimState *st, const char *person);
+extern void ApStepsEscalate(ClaimState *st, const char *why);
+
+/* delegation.c */
+extern const char *ApDelegationResolve(const ClaimState *st, const char *actor,
+									   const char *on_behalf_of);
+extern const char *ApClaimRightProblem(const ClaimState *st, const char *person);
+
+/* inbox.c */
+extern void ApInboxRefresh(char **claim_ids, int n);
 
 /* worker.c */
 extern void ApWorkerRegister(void);

@@ -556,19 +556,7 @@ approvals_list_batches(PG_FUNCTION_ARGS)
 	values[4] = Int32GetDatum(limit);
 	values[5] = Int64GetDatum((int64) (page - 1) * limit);
 	n = ApExec(&sql, values, nulls, 0);
-	for (int i = 0; i < n; i++)
-	{
-		/* whole rows of the table's row type, dropped columns included, as the result is */
-		bool		isnull;
-		HeapTupleHeader row = DatumGetHeapTupleHeader(ApGetDatum(i, 1, &isnull));
-		HeapTupleData tuple;
-
-		tuple.t_len = HeapTupleHeaderGetDatumLength(row);
-		ItemPointerSetInvalid(&tuple.t_self);
-		tuple.t_tableOid = InvalidOid;
-		tuple.t_data = row;
-		tuplestore_puttuple(rsinfo->setResult, &tuple);
-	}
+	ApPutWholeRows(rsinfo, n);
 	ApEnd(&call);
 	return (Datum) 0;
 }

@@ -42,6 +42,8 @@ typedef struct ChunkState
 	Datum	   *amount;			/* per item: the claim's amount (when known) */
 	bool	   *amount_null;
 	bool		apply_guarded;
+	char	  **inbox_ids;		/* locked claims that are in someone's inbox */
+	int			n_inbox;
 	const char *actor;
 } ChunkState;
 
@@ -127,7 +129,7 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 		"SELECT c.id, c.tenant IS NOT DISTINCT FROM $2, c.requester, c.allow_self_approval, "
 		"coalesce(c.expires_at <= now(), false), "
 		"EXISTS (SELECT 1 FROM approvals.handlers h WHERE h.resource_type = c.resource_type), "
-		"c.ctid, c.amount "
+		"c.ctid, c.amount, c.named_approvers IS NOT NULL "
 		"FROM approvals.claims c WHERE c.id = ANY ($1) AND c.status = 'pending' "
 		"ORDER BY c.id FOR UPDATE OF c SKIP LOCKED",
 		2, {TEXTARRAYOID, TEXTOID}
@@ -135,7 +137,7 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 	enum
 	{
 		LOCK_ID = 1, LOCK_SAME_TENANT, LOCK_REQUESTER, LOCK_SELF_APPROVAL, LOCK_EXPIRED,
-		LOCK_HAS_HANDLER, LOCK_CTID, LOCK_AMOUNT
+		LOCK_HAS_HANDLER, LOCK_CTID, LOCK_AMOUNT, LOCK_NAMED
 	};
 	static const ApStmt classify_sql = {
 		"SELECT c.id, c.tenant IS NOT DISTINCT FROM $2, c.status, c.amount "
@@ -192,6 +194,8 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 				cs->n_apply++;
 				if (DatumGetBool(ApGetDatum(r, LOCK_HAS_HANDLER, &isnull)))
 					cs->apply_guarded = true;
+				if (DatumGetBool(ApGetDatum(r, LOCK_NAMED, &isnull)))
+					cs->inbox_ids[cs->n_inbox++] = id;
 			}
 		}
 		SPI_freetuptable(SPI_tuptable);
@@ -426,6 +430,7 @@ ChunkInner(const char *batch_id, int chunk_size)
 	cs.apply_tids = palloc(sizeof(ItemPointerData) * Max(cs.n, 1));
 	cs.amount = palloc0(sizeof(Datum) * Max(cs.n, 1));
 	cs.amount_null = palloc(sizeof(bool) * Max(cs.n, 1));
+	cs.inbox_ids = palloc(sizeof(char *) * Max(cs.n, 1));
 	for (int i = 0; i < cs.n; i++)
 		cs.amount_null[i] = true;
 
@@ -445,6 +450,8 @@ ChunkInner(const char *batch_id, int chunk_size)
 		ChunkLockAndClassify(&cs, index);
 		ApApplyGroups(ChunkApplyGroup, ChunkApplyFailed, &cs, 0, cs.n_apply,
 					  cs.apply_guarded, bi.auto_retry);
+		/* decided claims leave the inboxes they were in */
+		ApInboxRefresh(cs.inbox_ids, cs.n_inbox);
 		for (int k = 0; k < cs.n_apply; k++)
 			if (cs.decision[cs.apply_item[k]] == NULL)
 				cs.decision[cs.apply_item[k]] = bi.decision;

@@ -117,14 +117,15 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 	};
 	static const ApStmt select_sql = {
 		"SELECT c.id, "
-		"EXISTS (SELECT 1 FROM approvals.handlers h WHERE h.resource_type = c.resource_type) "
+		"EXISTS (SELECT 1 FROM approvals.handlers h WHERE h.resource_type = c.resource_type), "
+		"c.named_approvers IS NOT NULL "
 		"FROM approvals.claims c WHERE c.id = ANY ($3) AND c.batch_id = $1 AND c.status = $2 "
 		"ORDER BY c.id FOR UPDATE",
 		3, {TEXTOID, TEXTOID, TEXTARRAYOID}
 	};
 	enum
 	{
-		CLAIM_ID = 1, CLAIM_HAS_HANDLER
+		CLAIM_ID = 1, CLAIM_HAS_HANDLER, CLAIM_NAMED
 	};
 	/* the range's items whose claims were locked ($4), by their offset in it */
 	static const ApStmt items_sql = {
@@ -157,6 +158,8 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 	bool		guarded = false;
 	int			reverted = 0;
 	char	  **done_ids;
+	char	  **inbox_ids;
+	int			n_inbox = 0;
 	char	  **errors;
 	Datum	   *touched;
 
@@ -199,6 +202,7 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 	rs.ids = palloc(sizeof(char *) * n);
 	rs.positions = palloc(sizeof(int) * n);
 	rs.errors = palloc0(sizeof(char *) * n);
+	inbox_ids = palloc(sizeof(char *) * n);
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -208,11 +212,15 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 														NULL))->item;
 		if (DatumGetBool(ApGetDatum(i, CLAIM_HAS_HANDLER, &isnull)))
 			guarded = true;
+		if (DatumGetBool(ApGetDatum(i, CLAIM_NAMED, &isnull)))
+			inbox_ids[n_inbox++] = rs.ids[i];
 	}
 	SPI_freetuptable(SPI_tuptable);
 	hash_destroy(index);
 
 	ApApplyGroups(RevertApplyGroup, RevertApplyFailed, &rs, 0, n, guarded, bi->auto_retry);
+	/* claims back to pending return to the inboxes they were in */
+	ApInboxRefresh(inbox_ids, n_inbox);
 
 	done_ids = palloc(sizeof(char *) * n);
 	errors = palloc0(sizeof(char *) * width);

@@ -21,6 +21,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -44,26 +45,41 @@ static const char *const outcomes[] = {"approved", "rejected", "abstained", NULL
 	"id, tenant, resource_type, snapshot_hash, status, requester, reviewer, " \
 	"approvers, required_approvals, approval_count, approved_by, " \
 	"coalesce(route_position, 0), allow_self_approval, on_expiry, expires_in, " \
-	"expires_at, coalesce(expires_at <= now(), false)"
+	"expires_at, coalesce(expires_at <= now(), false), amount, steps, " \
+	"coalesce(current_step, 0), step_approvals, step_abstained, step_escalated, " \
+	"named_approvers"
 enum ClaimColumn
 {
 	CC_ID = 1, CC_TENANT, CC_RESOURCE_TYPE, CC_SNAPSHOT_HASH, CC_STATUS, CC_REQUESTER,
 	CC_REVIEWER, CC_APPROVERS, CC_REQUIRED_APPROVALS, CC_APPROVAL_COUNT, CC_APPROVED_BY,
 	CC_ROUTE_POSITION, CC_ALLOW_SELF_APPROVAL, CC_ON_EXPIRY, CC_EXPIRES_IN, CC_EXPIRES_AT,
-	CC_IS_EXPIRED
+	CC_IS_EXPIRED, CC_AMOUNT, CC_STEPS, CC_CURRENT_STEP, CC_STEP_APPROVALS,
+	CC_STEP_ABSTAINED, CC_STEP_ESCALATED, CC_NAMED
 };
 
 /* ------------------------------------------------------------------------
  * The claim state machine (shared with expire.c)
  * ------------------------------------------------------------------------ */
 
-/* Fill st from row 0 of the last SPI result (CLAIM_STATE_COLUMNS). */
+/* A text[] column as C strings (NULL and {} both give none). */
+static char **
+ClaimArrayColumn(int row, int col, int *n)
+{
+	bool		isnull;
+	Datum		d = ApGetDatum(row, col, &isnull);
+
+	*n = 0;
+	return isnull ? NULL : ApTextArrayToCStrings(d, n);
+}
+
+/* Fill st from a row of the last SPI result (CLAIM_STATE_COLUMNS). */
 static void
 ClaimStateFromRow(ClaimState *st, int row)
 {
 	bool		isnull;
 	Datum		d;
 
+	memset(st, 0, sizeof(*st));
 	st->id = ApGetCString(row, CC_ID);
 	st->tenant = ApGetCString(row, CC_TENANT);
 	st->resource_type = ApGetCString(row, CC_RESOURCE_TYPE);
@@ -71,24 +87,31 @@ ClaimStateFromRow(ClaimState *st, int row)
 	st->status = ApGetCString(row, CC_STATUS);
 	st->requester = ApGetCString(row, CC_REQUESTER);
 	st->reviewer = ApGetCString(row, CC_REVIEWER);
-	d = ApGetDatum(row, CC_APPROVERS, &isnull);
-	if (isnull)
-	{
-		st->approvers = NULL;
-		st->n_approvers = 0;
-	}
-	else
-		st->approvers = ApTextArrayToCStrings(d, &st->n_approvers);
+	st->approvers = ClaimArrayColumn(row, CC_APPROVERS, &st->n_approvers);
 	st->required_approvals = DatumGetInt32(ApGetDatum(row, CC_REQUIRED_APPROVALS, &isnull));
 	st->approval_count = DatumGetInt32(ApGetDatum(row, CC_APPROVAL_COUNT, &isnull));
-	st->approved_by = ApTextArrayToCStrings(ApGetDatum(row, CC_APPROVED_BY, &isnull),
-											&st->n_approved_by);
+	st->approved_by = ClaimArrayColumn(row, CC_APPROVED_BY, &st->n_approved_by);
 	st->route_position = DatumGetInt32(ApGetDatum(row, CC_ROUTE_POSITION, &isnull));
 	st->allow_self_approval = DatumGetBool(ApGetDatum(row, CC_ALLOW_SELF_APPROVAL, &isnull));
 	st->on_expiry = ApGetCString(row, CC_ON_EXPIRY);
 	st->expires_in = ApGetDatum(row, CC_EXPIRES_IN, &st->expires_in_null);
+	if (!st->expires_in_null)
+		st->expires_in = datumCopy(st->expires_in, false, sizeof(Interval));
 	st->expires_at = ApGetDatum(row, CC_EXPIRES_AT, &st->expires_at_null);
+	st->loaded_expires_at = st->expires_at;
+	st->loaded_expires_at_null = st->expires_at_null;
 	st->is_expired = DatumGetBool(ApGetDatum(row, CC_IS_EXPIRED, &isnull));
+	st->amount = ApGetDatum(row, CC_AMOUNT, &st->amount_null);
+	if (!st->amount_null)
+		st->amount = datumCopy(st->amount, false, -1);
+	d = ApGetDatum(row, CC_STEPS, &isnull);
+	if (!isnull)
+		st->steps = ApStepsParse(DatumGetJsonbPCopy(d), &st->n_steps);
+	st->current_step = DatumGetInt32(ApGetDatum(row, CC_CURRENT_STEP, &isnull));
+	st->step_approvals = DatumGetInt32(ApGetDatum(row, CC_STEP_APPROVALS, &isnull));
+	st->step_abstained = ClaimArrayColumn(row, CC_STEP_ABSTAINED, &st->n_step_abstained);
+	st->step_escalated = DatumGetBool(ApGetDatum(row, CC_STEP_ESCALATED, &isnull));
+	st->named = ClaimArrayColumn(row, CC_NAMED, &st->n_named);
 }
 
 /* Lock and load a claim; false when it does not exist. */
@@ -116,9 +139,9 @@ ApReportNoClaim(const char *claim_id)
 			 errmsg("claim \"%s\" does not exist", claim_id)));
 }
 
-/* The current assignee, or NULL. */
-static const char *
-ClaimAssignee(const ClaimState *st)
+/* The current assignee of the claim's route, or NULL. */
+const char *
+ApClaimAssignee(const ClaimState *st)
 {
 	if (st->approvers == NULL || st->route_position < 1 ||
 		st->route_position > st->n_approvers)
@@ -126,21 +149,86 @@ ClaimAssignee(const ClaimState *st)
 	return st->approvers[st->route_position - 1];
 }
 
-/* Write the mutable part of st back to the claim row. */
-void
-ApClaimStore(const ClaimState *st, const char *batch_id)
+/* Is value one of items? */
+bool
+ApStringIn(char **items, int n, const char *value)
+{
+	for (int i = 0; i < n; i++)
+		if (items[i] && strcmp(items[i], value) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Who a pending claim waits for by name (named_approvers): the current
+ * step's approvers who have neither approved the claim nor abstained in the
+ * step, or the route's assignee.  None when decided, escalated, or open to
+ * any reviewer.
+ */
+char	  **
+ApClaimNamed(const ClaimState *st, int *n)
+{
+	const ApStep *step = ApStepCurrent(st);
+	const char *assignee = ApClaimAssignee(st);
+	char	  **named;
+
+	*n = 0;
+	if (strcmp(st->status, "pending") != 0)
+		return NULL;
+	if (step != NULL)
+	{
+		if (st->step_escalated)
+			return NULL;
+		named = palloc(sizeof(char *) * step->n_approvers);
+		for (int i = 0; i < step->n_approvers; i++)
+			if (!ApStringIn(st->step_abstained, st->n_step_abstained, step->approvers[i]) &&
+				!ApStringIn(st->approved_by, st->n_approved_by, step->approvers[i]))
+				named[(*n)++] = step->approvers[i];
+		return named;
+	}
+	if (assignee == NULL)
+		return NULL;
+	named = palloc(sizeof(char *));
+	named[(*n)++] = (char *) assignee;
+	return named;
+}
+
+/* Do two lists of names hold the same names in the same order? */
+static bool
+SameNames(char **a, int na, char **b, int nb)
+{
+	if (na != nb)
+		return false;
+	for (int i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return true;
+}
+
+/*
+ * Write the mutable part of st back to the claim row, and the inbox entries
+ * when who it waits for (or its deadline, part of their order) changed.
+ */
+static void
+ClaimStore(const ClaimState *st)
 {
 	static const ApStmt sql = {
 		"UPDATE approvals.claims SET status = $2, reviewer = $3, approval_count = $4, "
 		"approved_by = $5, route_position = nullif($6, 0), assignee = $7, "
-		"expires_at = $8, batch_id = coalesce($9, batch_id), "
+		"expires_at = $8, "
 		"decided_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END, "
+		"current_step = nullif($9, 0), step_approvals = $10, step_abstained = $11, "
+		"step_escalated = $12, named_approvers = $13, required_approvals = $14, "
 		"updated_at = now() WHERE id = $1",
-		9, {TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTARRAYOID, INT4OID, TEXTOID, TIMESTAMPTZOID, TEXTOID}
+		14, {TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTARRAYOID, INT4OID, TEXTOID, TIMESTAMPTZOID,
+			INT4OID, INT4OID, TEXTARRAYOID, BOOLOID, TEXTARRAYOID, INT4OID}
 	};
-	Datum		values[9];
-	bool		nulls[9] = {false};
-	const char *assignee = ClaimAssignee(st);
+	Datum		values[14];
+	bool		nulls[14] = {false};
+	const char *assignee = ApClaimAssignee(st);
+	int			n_named;
+	char	  **named = ApClaimNamed(st, &n_named);
+	bool		inbox_changed;
 
 	values[0] = CStringGetTextDatum(st->id);
 	values[1] = CStringGetTextDatum(st->status);
@@ -153,11 +241,28 @@ ApClaimStore(const ClaimState *st, const char *batch_id)
 	values[6] = nulls[6] ? (Datum) 0 : CStringGetTextDatum(assignee);
 	values[7] = st->expires_at;
 	nulls[7] = st->expires_at_null;
-	nulls[8] = (batch_id == NULL);
-	values[8] = nulls[8] ? (Datum) 0 : CStringGetTextDatum(batch_id);
+	values[8] = Int32GetDatum(st->n_steps > 0 ? st->current_step : 0);
+	values[9] = Int32GetDatum(st->step_approvals);
+	values[10] = ApCStringArrayDatum(st->step_abstained, st->n_step_abstained);
+	values[11] = BoolGetDatum(st->step_escalated);
+	nulls[12] = (n_named == 0);
+	values[12] = nulls[12] ? (Datum) 0 : ApCStringArrayDatum(named, n_named);
+	values[13] = Int32GetDatum(st->required_approvals);
 
 	if (ApExec(&sql, values, nulls, 0) != 1)
 		elog(ERROR, "claim \"%s\" vanished while locked", st->id);
+
+	inbox_changed = !SameNames(named, n_named, st->named, st->n_named) ||
+		(n_named > 0 &&
+		 (st->expires_at_null != st->loaded_expires_at_null ||
+		  (!st->expires_at_null &&
+		   DatumGetTimestampTz(st->expires_at) != DatumGetTimestampTz(st->loaded_expires_at))));
+	if (inbox_changed)
+	{
+		char	   *id = st->id;
+
+		ApInboxRefresh(&id, 1);
+	}
 }
 
 /*
@@ -170,18 +275,18 @@ ApClaimEvent(const ClaimState *st, const char *batch_id, const char *actor,
 {
 	static const ApStmt sql = {
 		"INSERT INTO approvals.events (claim_id, batch_id, tenant, actor, action, "
-		"from_status, to_status, comment, snapshot_hash) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-		9, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}
+		"from_status, to_status, comment, snapshot_hash, on_behalf_of) "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+		10, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}
 	};
-	const char *cols[9] = {st->id, batch_id, st->tenant, actor, action,
-	from_status, st->status, comment, st->snapshot_hash};
-	Datum		values[9];
-	bool		nulls[9];
+	const char *cols[10] = {st->id, batch_id, st->tenant, actor, action,
+	from_status, st->status, comment, st->snapshot_hash, st->on_behalf_of};
+	Datum		values[10];
+	bool		nulls[10];
 	bool		isnull;
 	int64		event_id;
 
-	for (int i = 0; i < 9; i++)
+	for (int i = 0; i < 10; i++)
 	{
 		nulls[i] = (cols[i] == NULL);
 		values[i] = nulls[i] ? (Datum) 0 : CStringGetTextDatum(cols[i]);
@@ -190,6 +295,34 @@ ApClaimEvent(const ClaimState *st, const char *batch_id, const char *actor,
 	event_id = DatumGetInt64(ApGetDatum(0, 1, &isnull));
 	ApRunHandler(st->resource_type, st->id, event_id);
 	return event_id;
+}
+
+/* Queue an event to append after the state change's own (ApClaimCommit). */
+void
+ApClaimFollowUp(ClaimState *st, const char *action, char *comment)
+{
+	if (st->n_followups >= AP_MAX_FOLLOWUPS)
+		elog(ERROR, "claim \"%s\": too many events for one state change", st->id);
+	st->followups[st->n_followups].action = action;
+	st->followups[st->n_followups].comment = comment;
+	st->n_followups++;
+}
+
+/*
+ * Finish a state change: store the claim, append its event, then the
+ * follow-up events it queued (step_completed, escalated), each running the
+ * handler.
+ */
+void
+ApClaimCommit(ClaimState *st, const char *actor, const char *action,
+			  const char *from_status, const char *comment)
+{
+	ClaimStore(st);
+	ApClaimEvent(st, NULL, actor, action, from_status, comment);
+	for (int i = 0; i < st->n_followups; i++)
+		ApClaimEvent(st, NULL, actor, st->followups[i].action, "pending",
+					 st->followups[i].comment);
+	st->n_followups = 0;
 }
 
 /* The claim row as a composite Datum in the caller's memory context. */
@@ -239,15 +372,6 @@ ApClaimAdvanceRoute(ClaimState *st)
 		st->route_position = 0;
 		return true;
 	}
-	return false;
-}
-
-static bool
-ArrayContains(char **items, int n, const char *value)
-{
-	for (int i = 0; i < n; i++)
-		if (items[i] && strcmp(items[i], value) == 0)
-			return true;
 	return false;
 }
 
@@ -384,10 +508,9 @@ SupersedePending(const char *tenant, const char *resource_type,
 	if (!ApClaimLoad(old_id, &st))
 		return;
 	st.status = "cancelled";
-	ApClaimStore(&st, NULL);
 	initStringInfo(&comment);
 	appendStringInfo(&comment, "superseded by %s", new_id);
-	ApClaimEvent(&st, NULL, actor, "superseded", "pending", comment.data);
+	ApClaimCommit(&st, actor, "superseded", "pending", comment.data);
 }
 
 /* approvals.submit(...): create a pending claim. */
@@ -408,6 +531,10 @@ approvals_submit(PG_FUNCTION_ARGS)
 	Jsonb	   *fields = PG_ARGISNULL(12) ? NULL : PG_GETARG_JSONB_P(12);
 	char	   *priority = ApArgCString(fcinfo, 15);
 	char	   *idem_key = ApArgCString(fcinfo, 17);
+	Jsonb	   *steps = PG_ARGISNULL(18) ? NULL : PG_GETARG_JSONB_P(18);
+	Datum		steps_datum;
+	bool		steps_null;
+	int			n_steps = 0;
 	char	  **approvers = NULL;
 	int			n_approvers = 0;
 	ApprovalsCall call;
@@ -465,6 +592,15 @@ approvals_submit(PG_FUNCTION_ARGS)
 		approvers = ApTextArrayToCStrings(PG_GETARG_DATUM(13), &n_approvers);
 		ApCheckApprovers(approvers, n_approvers);
 	}
+	ApStepsCheckArgs(steps != NULL, approvers != NULL);
+	if (steps)
+	{
+		ApStepsParse(steps, &n_steps);
+		if (!PG_ARGISNULL(14))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("give required approvals per step, not required_approvals, with steps")));
+	}
 	if (!PG_ARGISNULL(14))
 		ApCheckRequiredApprovals(PG_GETARG_INT32(14), approvers != NULL, n_approvers);
 	if (!PG_ARGISNULL(16) && PG_GETARG_TIMESTAMPTZ(16) <= GetCurrentTransactionStartTimestamp())
@@ -491,20 +627,34 @@ approvals_submit(PG_FUNCTION_ARGS)
 	}
 
 	ApPolicyLookup(tenant, resource_type, kind, &pm);
+	/* the claim's own route or steps, else the policy's */
+	approvers_null = steps_null = true;
+	approvers_datum = steps_datum = (Datum) 0;
 	if (approvers)
 	{
 		/* rebuilt, so that the route is numbered from 1 whatever bounds were passed */
 		approvers_datum = ApCStringArrayDatum(approvers, n_approvers);
 		approvers_null = false;
 	}
-	else
+	else if (steps)
+	{
+		steps_datum = JsonbPGetDatum(steps);
+		steps_null = false;
+	}
+	else if (!pm.approvers_null)
 	{
 		approvers_datum = pm.approvers;
-		approvers_null = pm.approvers_null;
-		if (!approvers_null)
-			approvers = ApTextArrayToCStrings(approvers_datum, &n_approvers);
+		approvers_null = false;
+		approvers = ApTextArrayToCStrings(approvers_datum, &n_approvers);
+	}
+	else if (!pm.steps_null)
+	{
+		steps_datum = pm.steps;
+		steps_null = false;
 	}
 	required = PG_ARGISNULL(14) ? pm.required_approvals : PG_GETARG_INT32(14);
+	if (!steps_null)
+		required = 1;			/* set from the steps that apply once the claim is loaded */
 	ApCheckRequiredApprovals(required, approvers != NULL, n_approvers);
 	if (!pm.auto_approve_null && !PG_ARGISNULL(8) &&
 		DatumGetBool(DirectFunctionCall2(numeric_lt, PG_GETARG_DATUM(8),
@@ -516,18 +666,19 @@ approvals_submit(PG_FUNCTION_ARGS)
 		static const ApStmt sql = {
 			"INSERT INTO approvals.claims (id, tenant, resource_type, resource_id, kind, "
 			"snapshot_hash, status, requester, note, title, context, fields, amount, "
-			"currency, priority, approvers, required_approvals, route_position, assignee, "
-			"allow_self_approval, on_expiry, expires_in, expires_at, idempotency_key) "
+			"currency, priority, approvers, required_approvals, "
+			"allow_self_approval, on_expiry, expires_in, expires_at, idempotency_key, "
+			"steps, policy_id, policy_version) "
 			"VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $12, $13, $14, "
-			"$15, $16, CASE WHEN $15 IS NULL THEN NULL ELSE 1 END, $15[1], $17, $18, $19, "
-			"coalesce($20, now() + $19), $21) ON CONFLICT DO NOTHING",
-			21, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, NUMERICOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, BOOLOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID, TEXTOID}
+			"$15, $16, $17, $18, $19, coalesce($20, now() + $19), $21, $22, $23, $24) "
+			"ON CONFLICT DO NOTHING",
+			24, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, NUMERICOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, BOOLOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID, TEXTOID, JSONBOID, INT8OID, INT4OID}
 		};
-		const char *strs[21] = {id, tenant, resource_type, resource_id, kind,
+		const char *strs[24] = {id, tenant, resource_type, resource_id, kind,
 			snapshot_hash, call.caller.actor, note, title, context, NULL, NULL,
 		currency, priority};
-		Datum		values[21];
-		bool		nulls[21];
+		Datum		values[24];
+		bool		nulls[24];
 
 		for (int i = 0; i < 14; i++)
 		{
@@ -552,6 +703,11 @@ approvals_submit(PG_FUNCTION_ARGS)
 		values[19] = nulls[19] ? (Datum) 0 : PG_GETARG_DATUM(16);
 		nulls[20] = (idem_key == NULL);
 		values[20] = idem_key ? CStringGetTextDatum(idem_key) : (Datum) 0;
+		nulls[21] = steps_null;
+		values[21] = steps_datum;
+		nulls[22] = nulls[23] = !pm.found;
+		values[22] = Int64GetDatum(pm.id);
+		values[23] = Int32GetDatum(pm.version);
 
 		SupersedePending(tenant, resource_type, resource_id, call.caller.actor, id);
 		if (ApExec(&sql, values, nulls, 0) == 1)
@@ -571,16 +727,28 @@ approvals_submit(PG_FUNCTION_ARGS)
 
 	if (!ApClaimLoad(id, &st))
 		ApReportNoClaim(id);
-	ApClaimEvent(&st, NULL, call.caller.actor, "submitted", NULL, NULL);
+	if (st.approvers || st.n_steps > 0)
+	{
+		/* a route starts at its first approver, steps at the first that applies */
+		if (st.approvers)
+			st.route_position = 1;
+		else
+		{
+			st.required_approvals = ApStepsRequired(&st);
+			ApStepsEnter(&st, 0);
+		}
+		ApClaimCommit(&st, call.caller.actor, "submitted", NULL, NULL);
+	}
+	else
+		ApClaimEvent(&st, NULL, call.caller.actor, "submitted", NULL, NULL);
 
 	if (auto_approve)
 	{
 		st.status = "approved";
 		st.reviewer = "system";
 		st.route_position = 0;
-		ApClaimStore(&st, NULL);
-		ApClaimEvent(&st, NULL, "system", "auto_approved", "pending",
-				   "amount below the policy's auto_approve_below");
+		ApClaimCommit(&st, "system", "auto_approved", "pending",
+					  "amount below the policy's auto_approve_below");
 		NotifyDecision(&st, "auto_approved", "system");
 	}
 
@@ -593,7 +761,25 @@ approvals_submit(PG_FUNCTION_ARGS)
  * decide
  * ------------------------------------------------------------------------ */
 
-/* approvals.decide(claim_id, outcome, comment, snapshot_hash, actor) */
+/* Add names to a list of names (a new array; the old one may be shared). */
+static void
+AppendNames(char ***items, int *n, const char *a, const char *b)
+{
+	char	  **out = palloc(sizeof(char *) * (*n + 2));
+
+	if (*n > 0)
+		memcpy(out, *items, sizeof(char *) * *n);
+	out[(*n)++] = (char *) a;
+	if (b != NULL && strcmp(a, b) != 0)
+		out[(*n)++] = (char *) b;
+	*items = out;
+}
+
+/*
+ * approvals.decide(claim_id, outcome, comment, snapshot_hash, actor,
+ * on_behalf_of): one decision by the actor, for themselves or, through a
+ * delegation, for a delegator (the principal: whose approval it counts as).
+ */
 Datum
 approvals_decide(PG_FUNCTION_ARGS)
 {
@@ -602,11 +788,11 @@ approvals_decide(PG_FUNCTION_ARGS)
 	char	   *comment = ApArgCString(fcinfo, 2);
 	char	   *snapshot_hash = ApArgCString(fcinfo, 3);
 	char	   *actor_arg = ApArgCString(fcinfo, 4);
+	char	   *on_behalf_of = ApArgCString(fcinfo, 5);
 	ApprovalsCall call;
 	ClaimState	st;
-	const char *assignee;
 	const char *actor;
-	bool		exhausted = false;
+	const char *principal;
 	Datum		result;
 
 	ApResolveCaller(&call.caller, actor_arg);
@@ -616,6 +802,8 @@ approvals_decide(PG_FUNCTION_ARGS)
 	ApCheckEnum("outcome", outcome, outcomes);
 	ApCheckLength("comment", comment, AP_MAX_COMMENT);
 	ApCheckLength("snapshot_hash", snapshot_hash, AP_MAX_SNAPSHOT_HASH);
+	ApCheckNotEmpty("on_behalf_of", on_behalf_of);
+	ApCheckLength("on_behalf_of", on_behalf_of, AP_MAX_ACTOR);
 	actor = call.caller.actor;
 
 	ApBegin(&call);
@@ -638,55 +826,45 @@ approvals_decide(PG_FUNCTION_ARGS)
 				 errmsg("stale snapshot: claim \"%s\" was submitted for snapshot \"%s\", not \"%s\"",
 						claim_id, st.snapshot_hash, snapshot_hash),
 				 errhint("The resource changed since it was submitted; submit it again.")));
-	if (strcmp(actor, st.requester) == 0 && !st.allow_self_approval)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("\"%s\" requested claim \"%s\" and cannot decide it", actor, claim_id),
-				 errdetail("Four-eyes rule: the requester never decides their own claim unless the policy allows self-approval.")));
-	assignee = ClaimAssignee(&st);
-	if (assignee && strcmp(actor, assignee) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("claim \"%s\" is assigned to \"%s\", not \"%s\"",
-						claim_id, assignee, actor)));
+
+	/* the actor's own right, or a delegation's (42501 / 22023 when neither or ambiguous) */
+	principal = ApDelegationResolve(&st, actor, on_behalf_of);
+	st.on_behalf_of = strcmp(principal, actor) != 0 ? principal : NULL;
 
 	if (strcmp(outcome, "approved") == 0)
 	{
-		char	  **by;
+		const char *who = ApStringIn(st.approved_by, st.n_approved_by, principal) ? principal :
+			ApStringIn(st.approved_by, st.n_approved_by, actor) ? actor : NULL;
 
-		if (ArrayContains(st.approved_by, st.n_approved_by, actor))
+		if (who)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("\"%s\" has already approved claim \"%s\"", actor, claim_id),
-					 errdetail("Approvals of one claim must come from distinct actors.")));
-		by = palloc(sizeof(char *) * (st.n_approved_by + 1));
-		memcpy(by, st.approved_by, sizeof(char *) * st.n_approved_by);
-		by[st.n_approved_by] = (char *) actor;
-		st.approved_by = by;
-		st.n_approved_by++;
+					 errmsg("\"%s\" has already approved claim \"%s\"", who, claim_id),
+					 errdetail("Approvals of one claim must come from distinct actors; an approval through a delegation counts for the delegator and the delegate.")));
+		AppendNames(&st.approved_by, &st.n_approved_by, principal, actor);
 		st.approval_count++;
-		if (st.approval_count >= st.required_approvals)
+		if (ApStepCurrent(&st))
+			ApStepsApprove(&st);
+		else if (st.approval_count >= st.required_approvals)
 		{
 			st.status = "approved";
 			st.route_position = 0;
 		}
-		else
-			exhausted = ApClaimAdvanceRoute(&st);
+		else if (ApClaimAdvanceRoute(&st))
+			ApClaimFollowUp(&st, "escalated", "route exhausted; any reviewer may decide");
 	}
 	else if (strcmp(outcome, "rejected") == 0)
 	{
 		st.status = "rejected";
 		st.route_position = 0;
 	}
-	else
-		exhausted = ApClaimAdvanceRoute(&st);
+	else if (ApStepCurrent(&st))
+		ApStepsAbstain(&st, principal);
+	else if (ApClaimAdvanceRoute(&st))
+		ApClaimFollowUp(&st, "escalated", "route exhausted; any reviewer may decide");
 
 	st.reviewer = (char *) actor;
-	ApClaimStore(&st, NULL);
-	ApClaimEvent(&st, NULL, actor, outcome, "pending", comment);
-	if (exhausted)
-		ApClaimEvent(&st, NULL, actor, "escalated", "pending",
-				   "route exhausted; any reviewer may decide");
+	ApClaimCommit(&st, actor, outcome, "pending", comment);
 	NotifyDecision(&st, outcome, actor);
 
 	result = ClaimRowDatum(claim_id);
@@ -736,8 +914,7 @@ approvals_cancel_claim(PG_FUNCTION_ARGS)
 
 	st.status = "cancelled";
 	st.route_position = 0;
-	ApClaimStore(&st, NULL);
-	ApClaimEvent(&st, NULL, call.caller.actor, "cancelled", "pending", comment);
+	ApClaimCommit(&st, call.caller.actor, "cancelled", "pending", comment);
 	NotifyDecision(&st, "cancelled", call.caller.actor);
 
 	result = ClaimRowDatum(claim_id);

@@ -19,7 +19,11 @@
 
 PG_FUNCTION_INFO_V1(approvals_expire_due);
 
-/* Expire or escalate one locked, due claim. */
+/*
+ * Expire or escalate one locked, due claim.  Escalating passes a route on to
+ * its next approver (with a new deadline) or opens it to any reviewer; on a
+ * claim with steps it escalates the current step.
+ */
 static void
 ExpireOne(const char *claim_id)
 {
@@ -29,8 +33,22 @@ ExpireOne(const char *claim_id)
 		return;
 	if (strcmp(st.on_expiry, "escalate") == 0)
 	{
-		bool		next = ApClaimAdvanceRoute(&st) == false && st.route_position > 0;
+		const ApStep *step = ApStepCurrent(&st);
+		bool		next = false;
+		char	   *comment;
 
+		if (step != NULL)
+		{
+			comment = psprintf("expired; step %d (\"%s\") escalated: any reviewer may give its missing approvals",
+							   st.current_step, step->name);
+			st.step_escalated = true;
+		}
+		else
+		{
+			next = ApClaimAdvanceRoute(&st) == false && st.route_position > 0;
+			comment = next ? "expired; passed to the next approver"
+				: "expired; any reviewer may decide";
+		}
 		/* an expires_in stored before it was checked cannot overflow here */
 		if (next && !st.expires_in_null && ApExpiresInProblem(st.expires_in) == NULL)
 			st.expires_at = DirectFunctionCall2(timestamptz_pl_interval,
@@ -38,17 +56,13 @@ ExpireOne(const char *claim_id)
 												st.expires_in);
 		else
 			st.expires_at_null = true;
-		ApClaimStore(&st, NULL);
-		ApClaimEvent(&st, NULL, "system", "escalated", "pending",
-				   next ? "expired; passed to the next approver"
-				   : "expired; any reviewer may decide");
+		ApClaimCommit(&st, "system", "escalated", "pending", comment);
 	}
 	else
 	{
 		st.status = "expired";
 		st.route_position = 0;
-		ApClaimStore(&st, NULL);
-		ApClaimEvent(&st, NULL, "system", "expired", "pending", NULL);
+		ApClaimCommit(&st, "system", "expired", "pending", NULL);
 	}
 }
 

@@ -16,6 +16,7 @@
 #include "approvals.h"
 
 PG_FUNCTION_INFO_V1(approvals_set_policy);
+PG_FUNCTION_INFO_V1(approvals_drop_policy);
 
 static const char *const expiry_actions[] = {"expire", "escalate", NULL};
 
@@ -38,23 +39,61 @@ ApExpiresInProblem(Datum expires_in)
 	return NULL;
 }
 
-/* approvals.set_policy(...): create or replace the policy of one (tenant, resource_type, kind). */
+/* How often set_policy retries when a concurrent set_policy of one key won */
+#define SET_POLICY_RETRIES	10
+
+/* The key of a policy, (tenant, resource_type, kind), NULLs included */
+#define POLICY_KEY_MATCHES \
+	"tenant IS NOT DISTINCT FROM $1 AND resource_type IS NOT DISTINCT FROM $2 " \
+	"AND kind IS NOT DISTINCT FROM $3"
+
+/*
+ * Deactivate the active version of a policy key; returns whether there was
+ * one, with its id and version.
+ */
+static bool
+PolicyDeactivate(Datum *key, bool *key_nulls, int64 *id, int *version)
+{
+	static const ApStmt sql = {
+		"UPDATE approvals.policies SET active = false, updated_at = now() "
+		"WHERE active AND " POLICY_KEY_MATCHES " RETURNING id, version",
+		3, {TEXTOID, TEXTOID, TEXTOID}
+	};
+	bool		isnull;
+
+	if (ApExec(&sql, key, key_nulls, 0) == 0)
+		return false;
+	*id = DatumGetInt64(ApGetDatum(0, 1, &isnull));
+	*version = DatumGetInt32(ApGetDatum(0, 2, &isnull));
+	return true;
+}
+
+/*
+ * approvals.set_policy(...): a new version of the policy of one (tenant,
+ * resource_type, kind); the previous version stays, inactive.  Claims keep
+ * what they were submitted under.
+ */
 Datum
 approvals_set_policy(PG_FUNCTION_ARGS)
 {
-	static const ApStmt sql = {
-		"INSERT INTO approvals.policies AS p (resource_type, kind, tenant, approvers, "
-		"required_approvals, auto_approve_below, expires_in, on_expiry, allow_self_approval) "
-		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-		"ON CONFLICT (tenant, resource_type, kind) DO UPDATE SET "
-		"approvers = EXCLUDED.approvers, required_approvals = EXCLUDED.required_approvals, "
-		"auto_approve_below = EXCLUDED.auto_approve_below, expires_in = EXCLUDED.expires_in, "
-		"on_expiry = EXCLUDED.on_expiry, allow_self_approval = EXCLUDED.allow_self_approval, "
-		"updated_at = now()",
-		9, {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, NUMERICOID, INTERVALOID, TEXTOID, BOOLOID}
+	/* the latest version of a key that has none active (dropped), if any */
+	static const ApStmt last_sql = {
+		"SELECT id, version FROM approvals.policies WHERE " POLICY_KEY_MATCHES
+		" ORDER BY version DESC, id DESC LIMIT 1",
+		3, {TEXTOID, TEXTOID, TEXTOID}
 	};
-	Datum		values[9];
-	bool		nulls[9];
+	static const ApStmt insert_sql = {
+		"INSERT INTO approvals.policies (resource_type, kind, tenant, approvers, "
+		"required_approvals, auto_approve_below, expires_in, on_expiry, allow_self_approval, "
+		"steps, id, version, active) OVERRIDING SYSTEM VALUE "
+		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, "
+		"coalesce($11, nextval('approvals.policies_id_seq')), $12, true) "
+		"ON CONFLICT DO NOTHING",
+		12, {TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, NUMERICOID, INTERVALOID, TEXTOID,
+			BOOLOID, JSONBOID, INT8OID, INT4OID}
+	};
+	Datum		values[12];
+	bool		nulls[12];
 	char	   *resource_type = ApArgCString(fcinfo, 0);
 	char	   *kind = ApArgCString(fcinfo, 1);
 	char	   *tenant = ApArgCString(fcinfo, 2);
@@ -62,6 +101,7 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 	int			required = PG_ARGISNULL(4) ? 1 : PG_GETARG_INT32(4);
 	int			n_approvers = 0;
 	char	  **approvers = NULL;
+	int			n_steps;
 	ApprovalsCall call;
 
 	ApResolveCaller(&call.caller, NULL);
@@ -73,6 +113,9 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 	ApCheckLength("kind", kind, AP_MAX_KIND);
 	ApCheckLength("tenant", tenant, AP_MAX_TENANT);
 	ApCheckEnum("on_expiry", on_expiry, expiry_actions);
+	ApStepsCheckArgs(!PG_ARGISNULL(9), !PG_ARGISNULL(3));
+	if (!PG_ARGISNULL(9))
+		ApStepsParse(PG_GETARG_JSONB_P(9), &n_steps);
 	if (!PG_ARGISNULL(3))
 	{
 		approvers = ApTextArrayToCStrings(PG_GETARG_DATUM(3), &n_approvers);
@@ -101,7 +144,7 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("on_expiry \"escalate\" needs expires_in")));
 
-	for (int i = 0; i < 9; i++)
+	for (int i = 0; i < 10; i++)
 	{
 		nulls[i] = PG_ARGISNULL(i);
 		values[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
@@ -117,20 +160,80 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 
 	ApBegin(&call);
 	ApRequireTenant(&call.caller, tenant, "set policies");
-	ApExec(&sql, values, nulls, 0);
+	for (int attempt = 0;; attempt++)
+	{
+		/* the key in last_sql's and PolicyDeactivate's parameter order */
+		Datum		key[3] = {values[2], values[0], values[1]};
+		bool		key_nulls[3] = {nulls[2], nulls[0], nulls[1]};
+		int64		id = 0;
+		int			version = 0;
+		bool		isnull;
+
+		if (!PolicyDeactivate(key, key_nulls, &id, &version) &&
+			ApExec(&last_sql, key, key_nulls, 1) == 1)
+		{
+			id = DatumGetInt64(ApGetDatum(0, 1, &isnull));
+			version = DatumGetInt32(ApGetDatum(0, 2, &isnull));
+		}
+		nulls[10] = (version == 0);
+		values[10] = Int64GetDatum(id);
+		nulls[11] = false;
+		values[11] = Int32GetDatum(version + 1);
+		if (ApExec(&insert_sql, values, nulls, 0) == 1)
+			break;
+		/* a concurrent set_policy of this key committed a version first: build on it */
+		if (attempt >= SET_POLICY_RETRIES)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not set the policy: concurrent set_policy calls kept conflicting"),
+					 errhint("Retry the transaction.")));
+	}
 	ApEnd(&call);
 	PG_RETURN_VOID();
 }
 
-/* Find the most specific policy: tenant beats resource_type beats kind. */
+/*
+ * approvals.drop_policy(resource_type, kind, tenant): deactivate the policy
+ * of that key (its versions stay); returns how many were active (0 or 1).
+ */
+Datum
+approvals_drop_policy(PG_FUNCTION_ARGS)
+{
+	char	   *resource_type = ApArgCString(fcinfo, 0);
+	char	   *kind = ApArgCString(fcinfo, 1);
+	char	   *tenant = ApArgCString(fcinfo, 2);
+	Datum		key[3];
+	bool		key_nulls[3] = {tenant == NULL, resource_type == NULL, kind == NULL};
+	int64		id;
+	int			version;
+	int			dropped;
+	ApprovalsCall call;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_ADMIN, "drop policies");
+	ApCheckLength("resource_type", resource_type, AP_MAX_RESOURCE_TYPE);
+	ApCheckLength("kind", kind, AP_MAX_KIND);
+	ApCheckLength("tenant", tenant, AP_MAX_TENANT);
+	key[0] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
+	key[1] = resource_type ? CStringGetTextDatum(resource_type) : (Datum) 0;
+	key[2] = kind ? CStringGetTextDatum(kind) : (Datum) 0;
+
+	ApBegin(&call);
+	ApRequireTenant(&call.caller, tenant, "drop policies");
+	dropped = PolicyDeactivate(key, key_nulls, &id, &version) ? 1 : 0;
+	ApEnd(&call);
+	PG_RETURN_INT32(dropped);
+}
+
+/* Find the most specific active policy: tenant beats resource_type beats kind. */
 void
 ApPolicyLookup(const char *tenant, const char *resource_type, const char *kind,
 			 PolicyMatch *pm)
 {
 	static const ApStmt sql = {
 		"SELECT approvers, required_approvals, auto_approve_below, expires_in, "
-		"on_expiry, allow_self_approval FROM approvals.policies "
-		"WHERE (tenant IS NULL OR tenant = $1) "
+		"on_expiry, allow_self_approval, steps, id, version FROM approvals.policies "
+		"WHERE active AND (tenant IS NULL OR tenant = $1) "
 		"AND (resource_type IS NULL OR resource_type = $2) "
 		"AND (kind IS NULL OR kind = $3) "
 		"ORDER BY tenant IS NULL, resource_type IS NULL, kind IS NULL LIMIT 1",
@@ -139,7 +242,7 @@ ApPolicyLookup(const char *tenant, const char *resource_type, const char *kind,
 	enum
 	{
 		P_APPROVERS = 1, P_REQUIRED_APPROVALS, P_AUTO_APPROVE_BELOW, P_EXPIRES_IN, P_ON_EXPIRY,
-		P_ALLOW_SELF_APPROVAL
+		P_ALLOW_SELF_APPROVAL, P_STEPS, P_ID, P_VERSION
 	};
 	Datum		values[3];
 	bool		nulls[3] = {tenant == NULL, false, false};
@@ -152,6 +255,7 @@ ApPolicyLookup(const char *tenant, const char *resource_type, const char *kind,
 	if (ApExec(&sql, values, nulls, 1) == 0)
 	{
 		pm->approvers_null = pm->auto_approve_null = pm->expires_in_null = true;
+		pm->steps_null = true;
 		pm->required_approvals = 1;
 		pm->on_expiry = "expire";
 		return;
@@ -163,6 +267,9 @@ ApPolicyLookup(const char *tenant, const char *resource_type, const char *kind,
 	pm->expires_in = ApGetDatum(0, P_EXPIRES_IN, &pm->expires_in_null);
 	pm->on_expiry = ApGetCString(0, P_ON_EXPIRY);
 	pm->allow_self_approval = DatumGetBool(ApGetDatum(0, P_ALLOW_SELF_APPROVAL, &isnull));
+	pm->steps = ApGetDatum(0, P_STEPS, &pm->steps_null);
+	pm->id = DatumGetInt64(ApGetDatum(0, P_ID, &isnull));
+	pm->version = DatumGetInt32(ApGetDatum(0, P_VERSION, &isnull));
 }
 
 /* ------------------------------------------------------------------------

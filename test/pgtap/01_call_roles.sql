@@ -32,13 +32,17 @@ INSERT INTO t01_fns VALUES
  ('api_respond',  'approvals.api_respond(text,jsonb,text)'),
  ('api_submit',   'approvals.api_submit(jsonb)'),
  ('cancel_claim', 'approvals.cancel_claim(text,text,text)'),
- ('decide',       'approvals.decide(text,text,text,text,text)'),
+ ('decide',       'approvals.decide(text,text,text,text,text,text)'),
+ ('delegate',     'approvals.delegate(text,timestamptz,timestamptz,text,text,numeric,text,text)'),
+ ('drop_policy',  'approvals.drop_policy(text,text,text)'),
  ('expire_due',   'approvals.expire_due()'),
  ('grant_tenant', 'approvals.grant_tenant(text,regrole)'),
+ ('inbox',        'approvals.inbox(text,integer,text)'),
+ ('revoke_delegation', 'approvals.revoke_delegation(text,text)'),
  ('revoke_tenant','approvals.revoke_tenant(text,regrole)'),
  ('set_handler',  'approvals.set_handler(text,regprocedure)'),
- ('set_policy',   'approvals.set_policy(text,text,text,text[],integer,numeric,interval,text,boolean)'),
- ('submit',       'approvals.submit(text,text,text,text,text,text,text,text,numeric,text,text,text,jsonb,text[],integer,text,timestamptz,text)');
+ ('set_policy',   'approvals.set_policy(text,text,text,text[],integer,numeric,interval,text,boolean,jsonb)'),
+ ('submit',       'approvals.submit(text,text,text,text,text,text,text,text,numeric,text,text,text,jsonb,text[],integer,text,timestamptz,text,jsonb)');
 GRANT SELECT ON t01_fns TO PUBLIC;
 
 -- ---------------------------------------------------------------------------
@@ -55,7 +59,8 @@ SELECT is(
         'priority','approvers','required_approvals','approval_count','assignee','batch_id',
         'created_at','decided_at','expires_at',
         'route_position','approved_by','allow_self_approval','on_expiry','expires_in',
-        'updated_at','idempotency_key']) c
+        'updated_at','idempotency_key','steps','current_step','step_approvals',
+        'step_abstained','step_escalated','named_approvers','policy_id','policy_version']) c
           WHERE NOT EXISTS (SELECT 1 FROM information_schema.columns
                              WHERE table_schema = 'approvals' AND table_name = 'claims'
                                AND column_name = c)),
@@ -65,7 +70,7 @@ SELECT is(
 SELECT is(
     ARRAY(SELECT c FROM unnest(ARRAY[
         'id','claim_id','batch_id','tenant','actor','action','from_status','to_status',
-        'comment','snapshot_hash','at']) c
+        'comment','snapshot_hash','at','on_behalf_of']) c
           WHERE NOT EXISTS (SELECT 1 FROM information_schema.columns
                              WHERE table_schema = 'approvals' AND table_name = 'events'
                                AND column_name = c)),
@@ -95,14 +100,14 @@ SELECT is((SELECT proargnames FROM pg_proc WHERE oid = to_regprocedure(
               (SELECT sig FROM t01_fns WHERE name = 'submit'))),
           ARRAY['resource_type','resource_id','snapshot_hash','tenant','kind','note','actor','id',
                 'amount','currency','title','context','fields','approvers','required_approvals',
-                'priority','expires_at','idempotency_key'],
+                'priority','expires_at','idempotency_key','steps'],
           'submit has the documented argument names, in order');
 SELECT is((SELECT pronargdefaults::int FROM pg_proc WHERE oid = to_regprocedure(
               (SELECT sig FROM t01_fns WHERE name = 'submit'))),
-          15, 'submit: every argument after snapshot_hash has a default');
+          16, 'submit: every argument after snapshot_hash has a default');
 SELECT is((SELECT proargnames FROM pg_proc WHERE oid = to_regprocedure(
               (SELECT sig FROM t01_fns WHERE name = 'decide'))),
-          ARRAY['claim_id','outcome','comment','snapshot_hash','actor'],
+          ARRAY['claim_id','outcome','comment','snapshot_hash','actor','on_behalf_of'],
           'decide has the documented argument names');
 SELECT is((SELECT proargnames FROM pg_proc WHERE oid = to_regprocedure(
               (SELECT sig FROM t01_fns WHERE name = 'cancel_claim'))),
@@ -111,11 +116,11 @@ SELECT is((SELECT proargnames FROM pg_proc WHERE oid = to_regprocedure(
 SELECT is((SELECT proargnames FROM pg_proc WHERE oid = to_regprocedure(
               (SELECT sig FROM t01_fns WHERE name = 'set_policy'))),
           ARRAY['resource_type','kind','tenant','approvers','required_approvals',
-                'auto_approve_below','expires_in','on_expiry','allow_self_approval'],
+                'auto_approve_below','expires_in','on_expiry','allow_self_approval','steps'],
           'set_policy has the documented argument names');
 SELECT is((SELECT pronargdefaults::int FROM pg_proc WHERE oid = to_regprocedure(
               (SELECT sig FROM t01_fns WHERE name = 'set_policy'))),
-          9, 'set_policy: every argument has a default');
+          10, 'set_policy: every argument has a default');
 SELECT is((SELECT proargnames FROM pg_proc WHERE oid = to_regprocedure(
               (SELECT sig FROM t01_fns WHERE name = 'set_handler'))),
           ARRAY['resource_type','handler'], 'set_handler has the documented argument names');
@@ -136,7 +141,9 @@ SELECT is(
     (SELECT string_agg(f.name || ' ' || p.prorettype::regtype::text, ', ' ORDER BY f.name)
        FROM t01_fns f JOIN pg_proc p ON p.oid = to_regprocedure(f.sig)),
     'api_respond jsonb, api_submit jsonb, cancel_claim approvals.claims, '
-    'decide approvals.claims, expire_due integer, grant_tenant void, revoke_tenant void, '
+    'decide approvals.claims, delegate approvals.delegations, drop_policy integer, '
+    'expire_due integer, grant_tenant void, inbox approvals.claims, '
+    'revoke_delegation approvals.delegations, revoke_tenant void, '
     'set_handler void, set_policy void, submit approvals.claims',
     'claim functions have the documented return types');
 
@@ -232,8 +239,8 @@ SELECT is(ARRAY(SELECT name FROM t01_fns
 SELECT is(ARRAY(SELECT name FROM t01_fns
                  WHERE has_function_privilege('approvals_reviewer', to_regprocedure(sig), 'EXECUTE')
                  ORDER BY name),
-          ARRAY['api_respond','decide'],
-          'EXECUTE matrix: reviewer executes decide, api_respond');
+          ARRAY['api_respond','decide','delegate','inbox','revoke_delegation'],
+          'EXECUTE matrix: reviewer executes decide, api_respond, delegate, inbox, revoke_delegation');
 SELECT is(ARRAY(SELECT name FROM t01_fns
                  WHERE has_function_privilege('approvals_coordinator', to_regprocedure(sig), 'EXECUTE')
                  ORDER BY name),
@@ -241,12 +248,14 @@ SELECT is(ARRAY(SELECT name FROM t01_fns
 SELECT is(ARRAY(SELECT name FROM t01_fns
                  WHERE has_function_privilege('approvals_admin', to_regprocedure(sig), 'EXECUTE')
                  ORDER BY name),
-          ARRAY['cancel_claim','expire_due','grant_tenant','revoke_tenant','set_handler','set_policy'],
-          'EXECUTE matrix: admin executes cancel_claim, expire_due, set_policy, set_handler, grant/revoke_tenant');
+          ARRAY['cancel_claim','drop_policy','expire_due','grant_tenant','revoke_delegation',
+                'revoke_tenant','set_handler','set_policy'],
+          'EXECUTE matrix: admin executes cancel_claim, expire_due, set/drop_policy, set_handler, grant/revoke_tenant, revoke_delegation');
 SELECT is(ARRAY(SELECT name FROM t01_fns
                  WHERE has_function_privilege('approvals_platform', to_regprocedure(sig), 'EXECUTE')
                  ORDER BY name),
-          ARRAY['api_respond','api_submit','cancel_claim','decide','submit'],
+          ARRAY['api_respond','api_submit','cancel_claim','decide','delegate','inbox',
+                'revoke_delegation','submit'],
           'EXECUTE matrix: platform executes the requester and reviewer functions, no admin ones');
 
 -- ---------------------------------------------------------------------------

@@ -1,0 +1,156 @@
+/*
+ * inbox.c
+ *		inbox: the pending claims waiting for one person by name, directly or
+ *		through a delegation, a page at a time.
+ *
+ *		It reads approvals.inbox_entries, one row per pending claim and person
+ *		named on it (claims.named_approvers, the requester left out), keyed by
+ *		(actor, rank, expires_key, created_at, claim_id): a page is a range scan
+ *		of that key per person (the actor, and each delegator whose active
+ *		delegation covers them), merged.  Its cost grows with the page, not
+ *		with the number of pending claims.  ApInboxRefresh keeps the entries
+ *		equal to the claims' named_approvers in the transaction that changes
+ *		them.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+
+#include "approvals.h"
+
+PG_FUNCTION_INFO_V1(approvals_inbox);
+
+/* The inbox order of a claim: rank of its priority, deadline (none last), age, id. */
+#define INBOX_RANK(c) \
+	"CASE " c ".priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 " \
+	"ELSE 3 END"
+
+/*
+ * Rewrite the inbox entries of these claims from their rows: one entry per
+ * person in named_approvers (not the requester) while the claim is pending.
+ */
+void
+ApInboxRefresh(char **claim_ids, int n)
+{
+	static const ApStmt delete_sql = {
+		"DELETE FROM approvals.inbox_entries WHERE claim_id = ANY ($1)",
+		1, {TEXTARRAYOID}
+	};
+	static const ApStmt insert_sql = {
+		"INSERT INTO approvals.inbox_entries (actor, rank, expires_key, created_at, claim_id, "
+		"tenant, resource_type, amount, requester) "
+		"SELECT a.actor, " INBOX_RANK("c") ", coalesce(c.expires_at, 'infinity'), "
+		"c.created_at, c.id, c.tenant, c.resource_type, c.amount, c.requester "
+		"FROM approvals.claims c, unnest(c.named_approvers) AS a(actor) "
+		"WHERE c.id = ANY ($1) AND c.status = 'pending' AND a.actor <> c.requester",
+		1, {TEXTARRAYOID}
+	};
+	Datum		values[1];
+
+	if (n == 0)
+		return;
+	values[0] = ApCStringArrayDatum(claim_ids, n);
+	ApExec(&delete_sql, values, NULL, 0);
+	ApExec(&insert_sql, values, NULL, 0);
+}
+
+/*
+ * approvals.inbox(actor, page_limit, after): the pending claims on which the
+ * actor is named now, directly or through an active delegation, in inbox
+ * order, the page after claim `after`.
+ */
+Datum
+approvals_inbox(PG_FUNCTION_ARGS)
+{
+	static const ApStmt after_sql = {
+		"SELECT " INBOX_RANK("c") ", coalesce(c.expires_at, 'infinity'), c.created_at, c.tenant "
+		"FROM approvals.claims c WHERE c.id = $1",
+		1, {TEXTOID}
+	};
+	enum
+	{
+		A_RANK = 1, A_EXPIRES_KEY, A_CREATED_AT, A_TENANT
+	};
+	/*
+	 * Per person (the actor, each covering delegator): the first page_limit
+	 * entries after the key, within the delegation's scope; merged, one row
+	 * per claim, the first page_limit of them.
+	 */
+	static const ApStmt sql = {
+		"WITH p AS ("
+		"  SELECT $1::text AS person, NULL::text AS resource_type, NULL::text AS tenant, "
+		"         NULL::numeric AS max_amount "
+		"  UNION ALL "
+		"  SELECT d.delegator, d.resource_type, d.tenant, d.max_amount "
+		"  FROM approvals.delegations d WHERE d.delegate = $1 AND d.revoked_at IS NULL "
+		"  AND d.valid_from <= now() AND (d.valid_until IS NULL OR d.valid_until > now())), "
+		"k AS ("
+		"  SELECT DISTINCT e.rank, e.expires_key, e.created_at, e.claim_id FROM p "
+		"  CROSS JOIN LATERAL ("
+		"    SELECT i.rank, i.expires_key, i.created_at, i.claim_id "
+		"    FROM approvals.inbox_entries i WHERE i.actor = p.person "
+		"    AND (NOT $3 OR (i.rank, i.expires_key, i.created_at, i.claim_id) > ($4, $5, $6, $7)) "
+		"    AND i.requester <> $1 "
+		"    AND (p.resource_type IS NULL OR i.resource_type = p.resource_type) "
+		"    AND (p.tenant IS NULL OR i.tenant = p.tenant) "
+		"    AND (p.max_amount IS NULL OR i.amount <= p.max_amount) "
+		"    AND (i.tenant IS NULL OR $8 OR i.tenant = ANY ($9)) "
+		"    ORDER BY i.rank, i.expires_key, i.created_at, i.claim_id LIMIT $2) e "
+		"  ORDER BY 1, 2, 3, 4 LIMIT $2) "
+		"SELECT c FROM k JOIN approvals.claims c ON c.id = k.claim_id "
+		"ORDER BY k.rank, k.expires_key, k.created_at, k.claim_id",
+		9, {TEXTOID, INT4OID, BOOLOID, INT2OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID,
+			BOOLOID, TEXTARRAYOID}
+	};
+	char	   *actor_arg = ApArgCString(fcinfo, 0);
+	char	   *after = ApArgCString(fcinfo, 2);
+	int			page_limit;
+	ApprovalsCall call;
+	Datum		values[9];
+	bool		nulls[9] = {false};
+	int			n;
+
+	ApResolveCaller(&call.caller, actor_arg);
+	ApRequireRole(call.caller.roleid, AP_ROLE_REVIEWER, "read an inbox");
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("page_limit must not be NULL")));
+	page_limit = PG_GETARG_INT32(1);
+	if (page_limit < 1 || page_limit > 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("page_limit is %d; it must be between 1 and 1000", page_limit)));
+	InitMaterializedSRF(fcinfo, 0);
+
+	ApBegin(&call);
+	values[0] = CStringGetTextDatum(call.caller.actor);
+	values[1] = Int32GetDatum(page_limit);
+	values[2] = BoolGetDatum(after != NULL);
+	nulls[3] = nulls[4] = nulls[5] = nulls[6] = (after == NULL);
+	if (after != NULL)
+	{
+		Datum		a[1] = {CStringGetTextDatum(after)};
+		bool		isnull;
+
+		/* the key of the previous page's last claim (one the caller may see) */
+		if (ApExec(&after_sql, a, NULL, 1) == 0)
+			ApReportNoClaim(after);
+		values[3] = Int16GetDatum(DatumGetInt32(ApGetDatum(0, A_RANK, &isnull)));
+		values[4] = ApGetDatum(0, A_EXPIRES_KEY, &isnull);
+		values[5] = ApGetDatum(0, A_CREATED_AT, &isnull);
+		values[6] = a[0];
+		if (!ApTenantAllowed(&call.caller, ApGetCString(0, A_TENANT)))
+			ApReportNoClaim(after);
+	}
+	values[7] = BoolGetDatum(call.caller.sees_all);
+	values[8] = ApVisibleTenants(call.caller.roleid);
+	n = ApExec(&sql, values, nulls, 0);
+	ApPutWholeRows((ReturnSetInfo *) fcinfo->resultinfo, n);
+	ApEnd(&call);
+	return (Datum) 0;
+}
