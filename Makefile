@@ -12,7 +12,7 @@ EXTENSION  = approvals
 MODULE_big = approvals
 OBJS       = src/approvals.o src/call.o src/spi.o src/datum.o src/retry.o src/tenant.o \
              src/json.o src/notify.o src/audit.o src/handler.o src/policy.o src/claim.o \
-             src/steps.o src/delegation.o src/inbox.o \
+             src/steps.o src/delegation.o src/inbox.o src/seal.o src/stats.o \
              src/expire.o src/batch_state.o src/batch_queue.o src/batch_chunk.o \
              src/batch_revert.o src/batch_run.o src/batch_api.o src/worker.o
 DATA       = $(wildcard sql/approvals--*.sql)
@@ -20,7 +20,7 @@ PGFILEDESC = "approvals - approval workflows and bulk approval batches"
 
 REGRESS      = claims batches
 REGRESS_OPTS = --load-extension=approvals
-ISOLATION      = decide_race resubmit_race notify batch_vs_decide batch_overlap batch_cancel
+ISOLATION      = decide_race resubmit_race notify batch_vs_decide batch_overlap batch_cancel step_quorum_race delegate_race revoke_race policy_submit_race
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=approvals
 
 # The library checks that the installed SQL objects are the version it was built for.

@@ -27,7 +27,7 @@ COMMENT ON INDEX approvals.batches_queue IS
 COMMENT ON INDEX approvals.batches_created IS
     'Batches newest first (list_batches)';
 COMMENT ON FUNCTION approvals.events_append_only() IS
-    'Trigger of approvals.events: refuses UPDATE, DELETE and TRUNCATE (39P01 when called directly)';
+    'Trigger of approvals.events and approvals.audit_seals: refuses UPDATE, DELETE and TRUNCATE (39P01 when called directly)';
 COMMENT ON TRIGGER events_no_update_delete ON approvals.events IS
     'The audit log is append-only: no UPDATE or DELETE, whoever asks';
 COMMENT ON TRIGGER events_no_truncate ON approvals.events IS
@@ -181,27 +181,45 @@ DROP FUNCTION approvals.submit(text, text, text, text, text, text, text, text, n
 DROP FUNCTION approvals.set_policy(text, text, text, text[], integer, numeric, interval, text,
     boolean);
 
+-- Columns are added without a default, then given one: PostgreSQL refuses ADD COLUMN … DEFAULT
+-- on a table whose row type a SQL-standard function body uses (a handler written BEGIN
+-- ATOMIC, for one).
 ALTER TABLE approvals.claims
     ADD COLUMN steps           jsonb,
     ADD COLUMN current_step    integer,
-    ADD COLUMN step_approvals  integer NOT NULL DEFAULT 0,
-    ADD COLUMN step_abstained  text[] NOT NULL DEFAULT '{}',
-    ADD COLUMN step_escalated  boolean NOT NULL DEFAULT false,
+    ADD COLUMN step_approvals  integer,
+    ADD COLUMN step_abstained  text[],
+    ADD COLUMN step_escalated  boolean,
     ADD COLUMN named_approvers text[],
     ADD COLUMN policy_id       bigint,
     ADD COLUMN policy_version  integer;
+ALTER TABLE approvals.claims
+    ALTER COLUMN step_approvals SET DEFAULT 0,
+    ALTER COLUMN step_abstained SET DEFAULT '{}',
+    ALTER COLUMN step_escalated SET DEFAULT false;
 -- claims on a route wait for their assignee by name
-UPDATE approvals.claims SET named_approvers = ARRAY[assignee]
-    WHERE status = 'pending' AND assignee IS NOT NULL;
+UPDATE approvals.claims SET step_approvals = 0, step_abstained = '{}', step_escalated = false,
+    named_approvers = CASE WHEN status = 'pending' AND assignee IS NOT NULL THEN ARRAY[assignee] END;
+ALTER TABLE approvals.claims
+    ALTER COLUMN step_approvals SET NOT NULL,
+    ALTER COLUMN step_abstained SET NOT NULL,
+    ALTER COLUMN step_escalated SET NOT NULL;
 ALTER TABLE approvals.events ADD COLUMN on_behalf_of text;
 
 -- Every set_policy makes a version; one version per key is active.
 ALTER TABLE approvals.policies
     DROP CONSTRAINT policies_tenant_resource_type_kind_key,
     DROP CONSTRAINT policies_pkey,
-    ADD COLUMN version integer NOT NULL DEFAULT 1,
-    ADD COLUMN active  boolean NOT NULL DEFAULT true,
-    ADD COLUMN steps   jsonb,
+    ADD COLUMN version integer,
+    ADD COLUMN active  boolean,
+    ADD COLUMN steps   jsonb;
+ALTER TABLE approvals.policies
+    ALTER COLUMN version SET DEFAULT 1,
+    ALTER COLUMN active SET DEFAULT true;
+UPDATE approvals.policies SET version = 1, active = true;
+ALTER TABLE approvals.policies
+    ALTER COLUMN version SET NOT NULL,
+    ALTER COLUMN active SET NOT NULL,
     ADD PRIMARY KEY (id, version);
 COMMENT ON TABLE approvals.policies IS
     'Approval policies matched at submit (NULL columns match anything), every version of each';
@@ -417,3 +435,100 @@ GRANT EXECUTE ON FUNCTION
                            jsonb),
       approvals.drop_policy(text, text, text)
       TO approvals_admin;
+
+-- ---------------------------------------------------------------------------
+-- The tamper-evident audit chain: seals over the audit log
+-- ---------------------------------------------------------------------------
+-- Seal n covers events first_event..last_event (contiguous with seal n-1) and holds the
+-- SHA-256 of seal n-1's hash and of its events' canonical lines (README: "Audit seals").
+CREATE TABLE approvals.audit_seals (
+    id          bigint PRIMARY KEY,
+    first_event bigint NOT NULL,
+    last_event  bigint NOT NULL,
+    event_count integer NOT NULL,
+    prev_hash   text NOT NULL,
+    hash        text NOT NULL,
+    digests     bytea NOT NULL,
+    sealed_at   timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE approvals.audit_seals IS
+    'The seals over the audit log: a chain of SHA-256 hashes of consecutive ranges of events';
+-- The next seal's end, kept until the transactions that could still commit events below it end.
+CREATE TABLE approvals.audit_seal_pending (
+    singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    last_event  bigint,
+    waiting_for text[]
+);
+COMMENT ON TABLE approvals.audit_seal_pending IS
+    'Internal: where the next seal may end once the listed transactions have ended (seal_audit)';
+INSERT INTO approvals.audit_seal_pending DEFAULT VALUES;
+SELECT pg_catalog.pg_extension_config_dump('approvals.audit_seals', '');
+CREATE TRIGGER audit_seals_no_update_delete BEFORE UPDATE OR DELETE ON approvals.audit_seals
+    FOR EACH ROW EXECUTE FUNCTION approvals.events_append_only();
+CREATE TRIGGER audit_seals_no_truncate BEFORE TRUNCATE ON approvals.audit_seals
+    FOR EACH STATEMENT EXECUTE FUNCTION approvals.events_append_only();
+COMMENT ON TRIGGER audit_seals_no_update_delete ON approvals.audit_seals IS
+    'Seals are append-only: no UPDATE or DELETE, whoever asks';
+COMMENT ON TRIGGER audit_seals_no_truncate ON approvals.audit_seals IS
+    'Seals are append-only: no TRUNCATE, whoever asks';
+REVOKE ALL ON approvals.audit_seals, approvals.audit_seal_pending FROM PUBLIC;
+GRANT SELECT ON approvals.audit_seals TO approvals_reader;
+
+CREATE FUNCTION approvals.seal_audit() RETURNS bigint
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_seal_audit';
+COMMENT ON FUNCTION approvals.seal_audit() IS
+    'Seal every event that can no longer change; returns how many (admin; the worker runs it every naptime)';
+
+CREATE FUNCTION approvals.verify_audit(from_seal bigint DEFAULT NULL, to_seal bigint DEFAULT NULL)
+RETURNS TABLE(seal_id bigint, ok boolean, first_bad_event bigint, detail text)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_verify_audit';
+COMMENT ON FUNCTION approvals.verify_audit(bigint, bigint) IS
+    'Recompute the seals (all, or from_seal..to_seal) from the events: one row per seal, naming the first bad event';
+
+CREATE FUNCTION approvals.audit_head()
+RETURNS TABLE(seal_id bigint, last_event bigint, hash text, sealed_at timestamptz)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT s.id, s.last_event, s.hash, s.sealed_at FROM approvals.audit_seals s
+     ORDER BY s.id DESC LIMIT 1;
+END;
+COMMENT ON FUNCTION approvals.audit_head() IS
+    'The latest seal: the hash an auditor keeps outside the database';
+
+REVOKE ALL ON FUNCTION approvals.seal_audit(), approvals.verify_audit(bigint, bigint),
+      approvals.audit_head() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION approvals.seal_audit() TO approvals_admin;
+GRANT EXECUTE ON FUNCTION approvals.verify_audit(bigint, bigint), approvals.audit_head()
+      TO approvals_reader;
+
+-- ---------------------------------------------------------------------------
+-- Statistics
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION approvals.claim_stats(since timestamptz DEFAULT now() - interval '30 days',
+                                      tenant text DEFAULT NULL)
+RETURNS TABLE(resource_type text, submitted bigint, approved bigint, rejected bigint,
+              cancelled bigint, expired bigint, pending bigint, overdue bigint,
+              p50_time_to_decision interval, p90_time_to_decision interval)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_claim_stats';
+COMMENT ON FUNCTION approvals.claim_stats(timestamptz, text) IS
+    'Per resource type, the claims created since `since` that the caller sees: counts by status, overdue, decision times';
+
+CREATE FUNCTION approvals.approver_stats(since timestamptz DEFAULT now() - interval '30 days',
+                                         tenant text DEFAULT NULL)
+RETURNS TABLE(actor text, decisions bigint, approved bigint, rejected bigint, abstained bigint,
+              p50_response interval, p90_response interval, assigned_pending bigint,
+              assigned_overdue bigint)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_approver_stats';
+COMMENT ON FUNCTION approvals.approver_stats(timestamptz, text) IS
+    'Per actor, over the claims created since `since` that the caller sees: decisions, response times, what waits for them now';
+
+REVOKE ALL ON FUNCTION approvals.claim_stats(timestamptz, text),
+      approvals.approver_stats(timestamptz, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION approvals.claim_stats(timestamptz, text),
+      approvals.approver_stats(timestamptz, text)
+      TO approvals_reader;

@@ -326,11 +326,73 @@ CREATE TRIGGER events_no_update_delete BEFORE UPDATE OR DELETE ON approvals.even
 CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON approvals.events
     FOR EACH STATEMENT EXECUTE FUNCTION approvals.events_append_only();
 COMMENT ON FUNCTION approvals.events_append_only() IS
-    'Trigger of approvals.events: refuses UPDATE, DELETE and TRUNCATE (39P01 when called directly)';
+    'Trigger of approvals.events and approvals.audit_seals: refuses UPDATE, DELETE and TRUNCATE (39P01 when called directly)';
 COMMENT ON TRIGGER events_no_update_delete ON approvals.events IS
     'The audit log is append-only: no UPDATE or DELETE, whoever asks';
 COMMENT ON TRIGGER events_no_truncate ON approvals.events IS
     'The audit log is append-only: no TRUNCATE, whoever asks';
+
+-- ---------------------------------------------------------------------------
+-- The tamper-evident audit chain: seals over the audit log
+-- ---------------------------------------------------------------------------
+-- Seal n covers events first_event..last_event (contiguous with seal n-1) and holds the
+-- SHA-256 of seal n-1's hash and of its events' canonical lines (README: "Audit seals").
+CREATE TABLE approvals.audit_seals (
+    id          bigint PRIMARY KEY,
+    first_event bigint NOT NULL,
+    last_event  bigint NOT NULL,
+    event_count integer NOT NULL,
+    prev_hash   text NOT NULL,
+    hash        text NOT NULL,
+    digests     bytea NOT NULL,
+    sealed_at   timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE approvals.audit_seals IS
+    'The seals over the audit log: a chain of SHA-256 hashes of consecutive ranges of events';
+-- The next seal's end, kept until the transactions that could still commit events below it end.
+CREATE TABLE approvals.audit_seal_pending (
+    singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    last_event  bigint,
+    waiting_for text[]
+);
+COMMENT ON TABLE approvals.audit_seal_pending IS
+    'Internal: where the next seal may end once the listed transactions have ended (seal_audit)';
+INSERT INTO approvals.audit_seal_pending DEFAULT VALUES;
+SELECT pg_catalog.pg_extension_config_dump('approvals.audit_seals', '');
+CREATE TRIGGER audit_seals_no_update_delete BEFORE UPDATE OR DELETE ON approvals.audit_seals
+    FOR EACH ROW EXECUTE FUNCTION approvals.events_append_only();
+CREATE TRIGGER audit_seals_no_truncate BEFORE TRUNCATE ON approvals.audit_seals
+    FOR EACH STATEMENT EXECUTE FUNCTION approvals.events_append_only();
+COMMENT ON TRIGGER audit_seals_no_update_delete ON approvals.audit_seals IS
+    'Seals are append-only: no UPDATE or DELETE, whoever asks';
+COMMENT ON TRIGGER audit_seals_no_truncate ON approvals.audit_seals IS
+    'Seals are append-only: no TRUNCATE, whoever asks';
+REVOKE ALL ON approvals.audit_seals, approvals.audit_seal_pending FROM PUBLIC;
+GRANT SELECT ON approvals.audit_seals TO approvals_reader;
+
+CREATE FUNCTION approvals.seal_audit() RETURNS bigint
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_seal_audit';
+COMMENT ON FUNCTION approvals.seal_audit() IS
+    'Seal every event that can no longer change; returns how many (admin; the worker runs it every naptime)';
+
+CREATE FUNCTION approvals.verify_audit(from_seal bigint DEFAULT NULL, to_seal bigint DEFAULT NULL)
+RETURNS TABLE(seal_id bigint, ok boolean, first_bad_event bigint, detail text)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_verify_audit';
+COMMENT ON FUNCTION approvals.verify_audit(bigint, bigint) IS
+    'Recompute the seals (all, or from_seal..to_seal) from the events: one row per seal, naming the first bad event';
+
+CREATE FUNCTION approvals.audit_head()
+RETURNS TABLE(seal_id bigint, last_event bigint, hash text, sealed_at timestamptz)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT s.id, s.last_event, s.hash, s.sealed_at FROM approvals.audit_seals s
+     ORDER BY s.id DESC LIMIT 1;
+END;
+COMMENT ON FUNCTION approvals.audit_head() IS
+    'The latest seal: the hash an auditor keeps outside the database';
 
 -- ---------------------------------------------------------------------------
 -- Tenant visibility (row-level security for roles that are not platform/admin)
@@ -507,6 +569,29 @@ CREATE FUNCTION approvals.revoke_tenant(tenant text, member regrole) RETURNS voi
     AS 'MODULE_PATHNAME', 'approvals_revoke_tenant';
 COMMENT ON FUNCTION approvals.revoke_tenant(text, regrole) IS
     'Take back a tenant grant';
+
+-- ---------------------------------------------------------------------------
+-- Statistics
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION approvals.claim_stats(since timestamptz DEFAULT now() - interval '30 days',
+                                      tenant text DEFAULT NULL)
+RETURNS TABLE(resource_type text, submitted bigint, approved bigint, rejected bigint,
+              cancelled bigint, expired bigint, pending bigint, overdue bigint,
+              p50_time_to_decision interval, p90_time_to_decision interval)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_claim_stats';
+COMMENT ON FUNCTION approvals.claim_stats(timestamptz, text) IS
+    'Per resource type, the claims created since `since` that the caller sees: counts by status, overdue, decision times';
+
+CREATE FUNCTION approvals.approver_stats(since timestamptz DEFAULT now() - interval '30 days',
+                                         tenant text DEFAULT NULL)
+RETURNS TABLE(actor text, decisions bigint, approved bigint, rejected bigint, abstained bigint,
+              p50_response interval, p90_response interval, assigned_pending bigint,
+              assigned_overdue bigint)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_approver_stats';
+COMMENT ON FUNCTION approvals.approver_stats(timestamptz, text) IS
+    'Per actor, over the claims created since `since` that the caller sees: decisions, response times, what waits for them now';
 
 -- ---------------------------------------------------------------------------
 -- JSON layer (seed 001: resource approval API; seed 004: approval interaction)
@@ -832,6 +917,12 @@ GRANT EXECUTE ON FUNCTION approvals.batch_results(text),
       approvals.json_text_array(jsonb, text, boolean)
       TO approvals_reader;
 GRANT EXECUTE ON FUNCTION approvals.purge_batches(interval) TO approvals_admin;
+GRANT EXECUTE ON FUNCTION approvals.seal_audit() TO approvals_admin;
+GRANT EXECUTE ON FUNCTION approvals.verify_audit(bigint, bigint), approvals.audit_head()
+      TO approvals_reader;
+GRANT EXECUTE ON FUNCTION approvals.claim_stats(timestamptz, text),
+      approvals.approver_stats(timestamptz, text)
+      TO approvals_reader;
 GRANT SELECT ON approvals.batch_progress TO approvals_reader;
 GRANT EXECUTE ON FUNCTION approvals.expire_due(),
       approvals.set_policy(text, text, text, text[], integer, numeric, interval, text, boolean,

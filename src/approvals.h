@@ -14,6 +14,8 @@
  *		json.c			the JSON layer's C helpers
  *		notify.c		NOTIFY approvals
  *		audit.c			the append-only audit log
+ *		seal.c			the tamper-evident chain of seals over the audit log
+ *		stats.c			claim_stats, approver_stats
  *		handler.c		set_handler, invoking handlers, groups of items
  *		policy.c		set_policy, drop_policy, policy versions, the policy of a
  *						claim, the rules of a route
@@ -42,6 +44,7 @@
 #include "nodes/execnodes.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
+#include "utils/portal.h"
 #include "utils/tuplestore.h"
 
 #ifndef AP_EXTVERSION
@@ -125,6 +128,7 @@ extern int	ap_naptime;
 extern bool ap_worker_enabled;
 
 /* call.c: arguments */
+extern bool ApArgIsNull(FunctionCallInfo fcinfo, int argno);
 extern text *ApArgText(FunctionCallInfo fcinfo, int argno);
 extern char *ApArgCString(FunctionCallInfo fcinfo, int argno);
 extern char *ApRequiredCString(FunctionCallInfo fcinfo, int argno, const char *name);
@@ -176,7 +180,14 @@ typedef struct ApStmt
 	Oid			argtypes[AP_STMT_MAX_ARGS];
 } ApStmt;
 
+/*
+ * Starts a statement that takes an array only to filter the rows its key
+ * lookups find: it keeps one generic plan (see ApPlan in spi.c).
+ */
+#define AP_GENERIC_PLAN		"/* generic plan */ "
+
 extern int	ApExec(const ApStmt *stmt, const Datum *values, const bool *isnull, long tcount);
+extern Portal ApCursorOpen(const ApStmt *stmt, const Datum *values, const bool *isnull);
 extern void ApExecIntoTuplestore(const ApStmt *stmt, const Datum *values, const bool *isnull,
 								 Tuplestorestate *store, TupleDesc desc);
 extern Datum ApGetDatum(int row, int col, bool *isnull);

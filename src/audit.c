@@ -1,17 +1,20 @@
 /*
  * audit.c
- *		The audit log approvals.events: append-only, whoever asks (the trigger
- *		refuses UPDATE, DELETE and TRUNCATE, its owner and superusers included).
+ *		The audit log approvals.events and its seals approvals.audit_seals:
+ *		append-only, whoever asks (the trigger refuses UPDATE, DELETE and
+ *		TRUNCATE, their owner and superusers included; a superuser who disables
+ *		it is what the seals are for).
  */
 #include "postgres.h"
 
 #include "commands/trigger.h"
+#include "utils/rel.h"
 
 #include "approvals.h"
 
 PG_FUNCTION_INFO_V1(approvals_events_append_only);
 
-/* Trigger on approvals.events: the audit log is append-only. */
+/* Trigger on approvals.events and approvals.audit_seals: they are append-only. */
 Datum
 approvals_events_append_only(PG_FUNCTION_ARGS)
 {
@@ -32,7 +35,7 @@ approvals_events_append_only(PG_FUNCTION_ARGS)
 		op = "this operation";
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("approvals.events is append-only"),
+			 errmsg("approvals.%s is append-only", RelationGetRelationName(trigdata->tg_relation)),
 			 errdetail("%s is not allowed on the audit log.", op)));
 	PG_RETURN_NULL();
 }

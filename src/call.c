@@ -57,9 +57,19 @@ static const char *const role_names[] = {
 text *
 ApArgText(FunctionCallInfo fcinfo, int argno)
 {
-	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+	if (ApArgIsNull(fcinfo, argno))
 		return NULL;
 	return PG_GETARG_TEXT_PP(argno);
+}
+
+/*
+ * Is argument argno NULL or not passed at all?  (An older version's SQL
+ * declaration, before ALTER EXTENSION UPDATE, passes fewer arguments.)
+ */
+bool
+ApArgIsNull(FunctionCallInfo fcinfo, int argno)
+{
+	return PG_NARGS() <= argno || PG_ARGISNULL(argno);
 }
 
 /* The text argument argno as a C string, or NULL when SQL NULL. */

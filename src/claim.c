@@ -181,8 +181,7 @@ ApClaimNamed(const ClaimState *st, int *n)
 			return NULL;
 		named = palloc(sizeof(char *) * step->n_approvers);
 		for (int i = 0; i < step->n_approvers; i++)
-			if (!ApStringIn(st->step_abstained, st->n_step_abstained, step->approvers[i]) &&
-				!ApStringIn(st->approved_by, st->n_approved_by, step->approvers[i]))
+			if (ApStepIsApprover(st, step->approvers[i]))
 				named[(*n)++] = step->approvers[i];
 		return named;
 	}
@@ -210,7 +209,7 @@ SameNames(char **a, int na, char **b, int nb)
  * when who it waits for (or its deadline, part of their order) changed.
  */
 static void
-ClaimStore(const ClaimState *st)
+ClaimStore(ClaimState *st)
 {
 	static const ApStmt sql = {
 		"UPDATE approvals.claims SET status = $2, reviewer = $3, approval_count = $4, "
@@ -263,6 +262,11 @@ ClaimStore(const ClaimState *st)
 
 		ApInboxRefresh(&id, 1);
 	}
+	/* what is stored now is what the next change compares with */
+	st->named = named;
+	st->n_named = n_named;
+	st->loaded_expires_at = st->expires_at;
+	st->loaded_expires_at_null = st->expires_at_null;
 }
 
 /*
@@ -531,7 +535,7 @@ approvals_submit(PG_FUNCTION_ARGS)
 	Jsonb	   *fields = PG_ARGISNULL(12) ? NULL : PG_GETARG_JSONB_P(12);
 	char	   *priority = ApArgCString(fcinfo, 15);
 	char	   *idem_key = ApArgCString(fcinfo, 17);
-	Jsonb	   *steps = PG_ARGISNULL(18) ? NULL : PG_GETARG_JSONB_P(18);
+	Jsonb	   *steps = ApArgIsNull(fcinfo, 18) ? NULL : PG_GETARG_JSONB_P(18);
 	Datum		steps_datum;
 	bool		steps_null;
 	int			n_steps = 0;
@@ -653,6 +657,11 @@ approvals_submit(PG_FUNCTION_ARGS)
 		steps_null = false;
 	}
 	required = PG_ARGISNULL(14) ? pm.required_approvals : PG_GETARG_INT32(14);
+	if (!steps_null && !PG_ARGISNULL(14))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the policy of this claim has steps; required_approvals does not apply"),
+				 errhint("Each step of the policy sets its own \"required\".")));
 	if (!steps_null)
 		required = 1;			/* set from the steps that apply once the claim is loaded */
 	ApCheckRequiredApprovals(required, approvers != NULL, n_approvers);
@@ -747,6 +756,7 @@ approvals_submit(PG_FUNCTION_ARGS)
 		st.status = "approved";
 		st.reviewer = "system";
 		st.route_position = 0;
+		st.current_step = 0;
 		ApClaimCommit(&st, "system", "auto_approved", "pending",
 					  "amount below the policy's auto_approve_below");
 		NotifyDecision(&st, "auto_approved", "system");

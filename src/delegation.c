@@ -283,6 +283,8 @@ approvals_revoke_delegation(PG_FUNCTION_ARGS)
 	char	   *id;
 	char	   *comment = ApArgCString(fcinfo, 1);
 	char	   *self;
+	char	   *delegator;
+	char	   *created_by;
 	char	   *revoked_at;
 	ApprovalsCall call;
 	Datum		values[3];
@@ -302,16 +304,18 @@ approvals_revoke_delegation(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("delegation \"%s\" does not exist", id)));
+	/* copied out first: the tenant check runs a statement of its own */
+	delegator = ApGetCString(0, L_DELEGATOR);
+	created_by = ApGetCString(0, L_CREATED_BY);
+	revoked_at = ApGetCString(0, L_REVOKED_AT);
 	ApRequireTenant(&call.caller, ApGetCString(0, L_TENANT), "revoke delegations");
-	if (strcmp(self, ApGetCString(0, L_DELEGATOR)) != 0 &&
-		strcmp(self, ApGetCString(0, L_CREATED_BY)) != 0 &&
+	if (strcmp(self, delegator) != 0 && strcmp(self, created_by) != 0 &&
 		!ApHasRole(call.caller.roleid, AP_ROLE_ADMIN))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("\"%s\" may not revoke delegation \"%s\" of \"%s\"",
-						self, id, ApGetCString(0, L_DELEGATOR)),
+						self, id, delegator),
 				 errhint("Only the delegator, the delegation's creator or an approvals_admin member may revoke it.")));
-	revoked_at = ApGetCString(0, L_REVOKED_AT);
 	if (revoked_at != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -77,41 +77,47 @@ approvals_inbox(PG_FUNCTION_ARGS)
 	};
 	/*
 	 * Per person (the actor, each covering delegator): the first page_limit
-	 * entries after the key, within the delegation's scope; merged, one row
-	 * per claim, the first page_limit of them.
+	 * entries (after the key, for a next page), within the delegation's
+	 * scope; merged, one row per claim, the first page_limit of them.  One
+	 * generic plan each: an index range scan per person whatever the
+	 * statistics (the tenant array only filters what the scan finds).
 	 */
-	static const ApStmt sql = {
-		"WITH p AS ("
-		"  SELECT $1::text AS person, NULL::text AS resource_type, NULL::text AS tenant, "
-		"         NULL::numeric AS max_amount "
-		"  UNION ALL "
-		"  SELECT d.delegator, d.resource_type, d.tenant, d.max_amount "
-		"  FROM approvals.delegations d WHERE d.delegate = $1 AND d.revoked_at IS NULL "
-		"  AND d.valid_from <= now() AND (d.valid_until IS NULL OR d.valid_until > now())), "
-		"k AS ("
-		"  SELECT DISTINCT e.rank, e.expires_key, e.created_at, e.claim_id FROM p "
-		"  CROSS JOIN LATERAL ("
-		"    SELECT i.rank, i.expires_key, i.created_at, i.claim_id "
-		"    FROM approvals.inbox_entries i WHERE i.actor = p.person "
-		"    AND (NOT $3 OR (i.rank, i.expires_key, i.created_at, i.claim_id) > ($4, $5, $6, $7)) "
-		"    AND i.requester <> $1 "
-		"    AND (p.resource_type IS NULL OR i.resource_type = p.resource_type) "
-		"    AND (p.tenant IS NULL OR i.tenant = p.tenant) "
-		"    AND (p.max_amount IS NULL OR i.amount <= p.max_amount) "
-		"    AND (i.tenant IS NULL OR $8 OR i.tenant = ANY ($9)) "
-		"    ORDER BY i.rank, i.expires_key, i.created_at, i.claim_id LIMIT $2) e "
-		"  ORDER BY 1, 2, 3, 4 LIMIT $2) "
-		"SELECT c FROM k JOIN approvals.claims c ON c.id = k.claim_id "
-		"ORDER BY k.rank, k.expires_key, k.created_at, k.claim_id",
-		9, {TEXTOID, INT4OID, BOOLOID, INT2OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID,
-			BOOLOID, TEXTARRAYOID}
+#define INBOX_SQL(after) \
+		AP_GENERIC_PLAN "WITH p AS (" \
+		"  SELECT $1::text AS person, NULL::text AS resource_type, NULL::text AS tenant, " \
+		"         NULL::numeric AS max_amount " \
+		"  UNION ALL " \
+		"  SELECT d.delegator, d.resource_type, d.tenant, d.max_amount " \
+		"  FROM approvals.delegations d WHERE d.delegate = $1 AND d.revoked_at IS NULL " \
+		"  AND d.valid_from <= now() AND (d.valid_until IS NULL OR d.valid_until > now())), " \
+		"k AS (" \
+		"  SELECT DISTINCT e.rank, e.expires_key, e.created_at, e.claim_id FROM p " \
+		"  CROSS JOIN LATERAL (" \
+		"    SELECT i.rank, i.expires_key, i.created_at, i.claim_id " \
+		"    FROM approvals.inbox_entries i WHERE i.actor = p.person " after \
+		"    AND i.requester <> $1 " \
+		"    AND (p.resource_type IS NULL OR i.resource_type = p.resource_type) " \
+		"    AND (p.tenant IS NULL OR i.tenant = p.tenant) " \
+		"    AND (p.max_amount IS NULL OR i.amount <= p.max_amount) " \
+		"    AND (i.tenant IS NULL OR $3 OR i.tenant = ANY ($4)) " \
+		"    ORDER BY i.rank, i.expires_key, i.created_at, i.claim_id LIMIT $2) e " \
+		"  ORDER BY 1, 2, 3, 4 LIMIT $2) " \
+		"SELECT c FROM k JOIN approvals.claims c ON c.id = k.claim_id AND c.status = 'pending' " \
+		"ORDER BY k.rank, k.expires_key, k.created_at, k.claim_id"
+	static const ApStmt first_sql = {
+		INBOX_SQL(""),
+		4, {TEXTOID, INT4OID, BOOLOID, TEXTARRAYOID}
+	};
+	static const ApStmt next_sql = {
+		INBOX_SQL("AND (i.rank, i.expires_key, i.created_at, i.claim_id) > ($5, $6, $7, $8) "),
+		8, {TEXTOID, INT4OID, BOOLOID, TEXTARRAYOID, INT2OID, TIMESTAMPTZOID, TIMESTAMPTZOID,
+			TEXTOID}
 	};
 	char	   *actor_arg = ApArgCString(fcinfo, 0);
 	char	   *after = ApArgCString(fcinfo, 2);
 	int			page_limit;
 	ApprovalsCall call;
-	Datum		values[9];
-	bool		nulls[9] = {false};
+	Datum		values[8];
 	int			n;
 
 	ApResolveCaller(&call.caller, actor_arg);
@@ -130,8 +136,8 @@ approvals_inbox(PG_FUNCTION_ARGS)
 	ApBegin(&call);
 	values[0] = CStringGetTextDatum(call.caller.actor);
 	values[1] = Int32GetDatum(page_limit);
-	values[2] = BoolGetDatum(after != NULL);
-	nulls[3] = nulls[4] = nulls[5] = nulls[6] = (after == NULL);
+	values[2] = BoolGetDatum(call.caller.sees_all);
+	values[3] = ApVisibleTenants(call.caller.roleid);
 	if (after != NULL)
 	{
 		Datum		a[1] = {CStringGetTextDatum(after)};
@@ -140,16 +146,14 @@ approvals_inbox(PG_FUNCTION_ARGS)
 		/* the key of the previous page's last claim (one the caller may see) */
 		if (ApExec(&after_sql, a, NULL, 1) == 0)
 			ApReportNoClaim(after);
-		values[3] = Int16GetDatum(DatumGetInt32(ApGetDatum(0, A_RANK, &isnull)));
-		values[4] = ApGetDatum(0, A_EXPIRES_KEY, &isnull);
-		values[5] = ApGetDatum(0, A_CREATED_AT, &isnull);
-		values[6] = a[0];
+		values[4] = Int16GetDatum(DatumGetInt32(ApGetDatum(0, A_RANK, &isnull)));
+		values[5] = ApGetDatum(0, A_EXPIRES_KEY, &isnull);
+		values[6] = ApGetDatum(0, A_CREATED_AT, &isnull);
+		values[7] = a[0];
 		if (!ApTenantAllowed(&call.caller, ApGetCString(0, A_TENANT)))
 			ApReportNoClaim(after);
 	}
-	values[7] = BoolGetDatum(call.caller.sees_all);
-	values[8] = ApVisibleTenants(call.caller.roleid);
-	n = ApExec(&sql, values, nulls, 0);
+	n = ApExec(after ? &next_sql : &first_sql, values, NULL, 0);
 	ApPutWholeRows((ReturnSetInfo *) fcinfo->resultinfo, n);
 	ApEnd(&call);
 	return (Datum) 0;

@@ -113,8 +113,8 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 	ApCheckLength("kind", kind, AP_MAX_KIND);
 	ApCheckLength("tenant", tenant, AP_MAX_TENANT);
 	ApCheckEnum("on_expiry", on_expiry, expiry_actions);
-	ApStepsCheckArgs(!PG_ARGISNULL(9), !PG_ARGISNULL(3));
-	if (!PG_ARGISNULL(9))
+	ApStepsCheckArgs(!ApArgIsNull(fcinfo, 9), !PG_ARGISNULL(3));
+	if (!ApArgIsNull(fcinfo, 9))
 		ApStepsParse(PG_GETARG_JSONB_P(9), &n_steps);
 	if (!PG_ARGISNULL(3))
 	{
@@ -146,7 +146,7 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 
 	for (int i = 0; i < 10; i++)
 	{
-		nulls[i] = PG_ARGISNULL(i);
+		nulls[i] = ApArgIsNull(fcinfo, i);
 		values[i] = nulls[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
 	}
 	if (approvers)

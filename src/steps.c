@@ -64,6 +64,11 @@ ParseStep(JsonbContainer *obj, int no, ApStep *step)
 	char	   *name = NULL;
 	char		buf[160];
 
+	/* the name first, so that every later message can name the step */
+	m = StepMember(obj, "name");
+	if (m != NULL && m->type == jbvString && m->val.string.len > 0)
+		name = JsonString(m);
+
 	/* members: only the known ones */
 	it = JsonbIteratorInit(obj);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
@@ -78,8 +83,9 @@ ParseStep(JsonbContainer *obj, int no, ApStep *step)
 					known = true;
 			if (!known)
 			{
-				snprintf(buf, sizeof(buf), "unknown member \"%.64s\"", key);
-				StepError(no, NULL, buf);
+				snprintf(buf, sizeof(buf), "unknown member \"%.*s\"",
+						 pg_mbcliplen(key, strlen(key), 64), key);
+				StepError(no, name, buf);
 			}
 		}
 	}
@@ -125,7 +131,8 @@ ParseStep(JsonbContainer *obj, int no, ApStep *step)
 		for (int j = 0; j < i; j++)
 			if (strcmp(step->approvers[j], step->approvers[i]) == 0)
 			{
-				snprintf(buf, sizeof(buf), "member \"approvers\" lists \"%.64s\" twice",
+				snprintf(buf, sizeof(buf), "member \"approvers\" lists \"%.*s\" twice",
+						 pg_mbcliplen(step->approvers[i], strlen(step->approvers[i]), 64),
 						 step->approvers[i]);
 				StepError(no, name, buf);
 			}
@@ -139,7 +146,9 @@ ParseStep(JsonbContainer *obj, int no, ApStep *step)
 		Datum		d;
 
 		if (numeric_is_nan(n) || numeric_is_inf(n) ||
-			DatumGetInt32(DirectFunctionCall1(numeric_scale, NumericGetDatum(n))) > 0 ||
+			!DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(n),
+											  DirectFunctionCall2(numeric_trunc, NumericGetDatum(n),
+																  Int32GetDatum(0)))) ||
 			DatumGetBool(DirectFunctionCall2(numeric_lt, NumericGetDatum(n),
 											 DirectFunctionCall1(int4_numeric, Int32GetDatum(1)))) ||
 			DatumGetBool(DirectFunctionCall2(numeric_gt, NumericGetDatum(n),
@@ -246,8 +255,9 @@ ApStepCurrent(const ClaimState *st)
 }
 
 /*
- * Is person an approver of the current (not escalated) step who may still act
- * in it: not abstained in it, not having approved the claim already?
+ * Is person an approver of the current step who may still act in it: not
+ * abstained in it, not having approved the claim already, and not its
+ * requester (unless the claim allows self-approval)?
  */
 bool
 ApStepIsApprover(const ClaimState *st, const char *person)
@@ -256,7 +266,9 @@ ApStepIsApprover(const ClaimState *st, const char *person)
 
 	return step != NULL &&
 		ApStringIn(step->approvers, step->n_approvers, person) &&
-		!ApStringIn(st->step_abstained, st->n_step_abstained, person);
+		!ApStringIn(st->step_abstained, st->n_step_abstained, person) &&
+		!ApStringIn(st->approved_by, st->n_approved_by, person) &&
+		(st->allow_self_approval || strcmp(person, st->requester) != 0);
 }
 
 /* Can the current step still reach its quorum from its own approvers? */
@@ -267,8 +279,7 @@ StepCanReach(const ClaimState *st)
 	int			possible = st->step_approvals;
 
 	for (int i = 0; i < step->n_approvers; i++)
-		if (!ApStringIn(st->step_abstained, st->n_step_abstained, step->approvers[i]) &&
-			!ApStringIn(st->approved_by, st->n_approved_by, step->approvers[i]))
+		if (ApStepIsApprover(st, step->approvers[i]))
 			possible++;
 	return possible >= step->required;
 }
@@ -329,7 +340,11 @@ ApStepsApprove(ClaimState *st)
 					psprintf("step %d (\"%s\") completed with %d approvals",
 							 done, step->name, st->step_approvals));
 	if (!ApStepsEnter(st, done))
+	{
+		/* the last step is done: the claim is approved and at no step */
 		st->status = "approved";
+		st->current_step = 0;
+	}
 }
 
 /*

@@ -10,7 +10,8 @@
  *						DATABASE commits (noticed by a ProcessUtility hook)
  *		a scheduler		one per database that has the extension (one without it
  *						leaves at once and is not started again until the next
- *						look): expires due claims every naptime and starts batch
+ *						look): expires due claims and seals the audit log every
+ *						naptime, and starts batch
  *						workers for takeable batches, within its fair share of
  *						approvals.max_workers, backing off when they find nothing
  *		batch workers	take batches and run them through the driver
@@ -210,26 +211,31 @@ SchedulerLook(void *arg)
 	ApLeaveSafe(&call);
 }
 
-/* Expire due claims. */
-static void
-SchedulerExpireWork(void *arg pg_attribute_unused())
-{
-	static const ApStmt expire_sql = {
-		"SELECT approvals.expire_due()",
-		0, {InvalidOid}
-	};
+/* The scheduler's periodic duties, each run every naptime in its own transaction. */
+static const ApStmt expire_sql = {
+	"SELECT approvals.expire_due()",
+	0, {InvalidOid}
+};
+static const ApStmt seal_sql = {
+	"SELECT approvals.seal_audit()",
+	0, {InvalidOid}
+};
 
+/* Run one periodic duty (arg: its ApStmt). */
+static void
+SchedulerDutyWork(void *arg)
+{
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	ApExec(&expire_sql, NULL, NULL, 1);
+	ApExec((const ApStmt *) arg, NULL, NULL, 1);
 	SPI_finish();
 }
 
-/* Expire due claims (its own transaction: a failure must not stop the queue). */
+/* Run one periodic duty (its own transaction: a failure must not stop the queue). */
 static void
-SchedulerExpire(void *arg)
+SchedulerDuty(void *arg)
 {
-	(void) ApRunInExtension(SchedulerExpireWork, arg);
+	(void) ApRunInExtension(SchedulerDutyWork, arg);
 }
 
 /* Send handed-over notifications (ApOutboxSend); *more when some are left. */
@@ -315,7 +321,7 @@ ApprovalsSchedulerMain(Datum main_arg)
 	uint64		takes_at_start[AP_MAX_WORKERS_LIMIT];	/* takes when each started */
 	SchedulerState ss;
 	char	   *dbname;
-	TimestampTz last_expire = 0;
+	TimestampTz last_duties = 0;
 	MemoryContext loop_cxt;
 	uint64		seen_takes = 0;
 	long		backoff_ms = 0;
@@ -445,12 +451,15 @@ ApprovalsSchedulerMain(Datum main_arg)
 		}
 
 		if (ap_worker_enabled && !ss.outdated &&
-			TimestampDifferenceExceeds(last_expire, now, ap_naptime * 1000))
+			TimestampDifferenceExceeds(last_duties, now, ap_naptime * 1000))
 		{
-			if (!WorkerTxn(SchedulerExpire, NULL, "approvals scheduler: expiring due claims",
-						   &error))
+			if (!WorkerTxn(SchedulerDuty, (void *) &expire_sql,
+						   "approvals scheduler: expiring due claims", &error))
 				FreeErrorData(error);
-			last_expire = now;
+			if (!WorkerTxn(SchedulerDuty, (void *) &seal_sql,
+						   "approvals scheduler: sealing the audit log", &error))
+				FreeErrorData(error);
+			last_duties = now;
 		}
 
 		if (now < backoff_until)

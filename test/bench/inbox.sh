@@ -60,11 +60,11 @@ BEGIN
         SELECT count(*) INTO n FROM ($page_sql) p;
         total := total + (clock_timestamp() - t0);
     END LOOP;
-    RAISE NOTICE 'RESULT %', round((extract(epoch FROM total) * 1000 / $calls)::numeric, 3);
+    RAISE WARNING 'RESULT %', round((extract(epoch FROM total) * 1000 / $calls)::numeric, 3);
 END \$\$;
 SQL
 }
-# NOTICE lines go to stderr: capture them
+# the WARNING line goes to stderr: capture it
 ms() { per_call "$1" "$2" 2>&1 | sed -n 's/.*RESULT //p'; }
 
 FIRST="SELECT * FROM approvals.inbox(actor => a, page_limit => 50)"

@@ -26,7 +26,7 @@
 -- by 8 (pass 1) + the number of its "denied" cells if its basis is the role
 -- table (pass 2).
 BEGIN;
-SELECT plan(427);
+SELECT plan(483);
 
 -- ---------------------------------------------------------------------------
 -- Roles
@@ -80,9 +80,12 @@ INSERT INTO pm_matrix (fn, basis, reader, requester, reviewer, coordinator, admi
     ('submit',             'role table', 'denied',  'allowed', 'denied',  'denied',  'denied',  'allowed', 'denied', 'denied'),
     ('api_submit',         'role table', 'denied',  'allowed', 'denied',  'denied',  'denied',  'allowed', 'denied', 'denied'),
     ('cancel_claim',       'role table', 'denied',  'allowed', 'denied',  'denied',  'allowed', 'allowed', 'denied', 'denied'),
-    -- approvals_reviewer: decide, api_respond
+    -- approvals_reviewer: decide, api_respond, delegate, revoke_delegation, inbox; admin: revoke_delegation (any)
     ('decide',             'role table', 'denied',  'denied',  'allowed', 'denied',  'denied',  'allowed', 'denied', 'denied'),
     ('api_respond',        'role table', 'denied',  'denied',  'allowed', 'denied',  'denied',  'allowed', 'denied', 'denied'),
+    ('delegate',           'role table', 'denied',  'denied',  'allowed', 'denied',  'denied',  'allowed', 'denied', 'denied'),
+    ('revoke_delegation',  'role table', 'denied',  'denied',  'allowed', 'denied',  'allowed', 'allowed', 'denied', 'denied'),
+    ('inbox',              'role table', 'denied',  'denied',  'allowed', 'denied',  'denied',  'allowed', 'denied', 'denied'),
     -- approvals_coordinator: create/update/start/process/cancel/wait, run_queued (also admin), api_*_batch
     ('create_batch',       'role table', 'denied',  'denied',  'denied',  'allowed', 'denied',  'allowed', 'denied', 'denied'),
     ('update_batch',       'role table', 'denied',  'denied',  'denied',  'allowed', 'denied',  'allowed', 'denied', 'denied'),
@@ -100,8 +103,9 @@ INSERT INTO pm_matrix (fn, basis, reader, requester, reviewer, coordinator, admi
     ('batch_results',      'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('get_batch',          'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('list_batches',       'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
-    -- approvals_admin: set_policy, set_handler, grant_tenant, revoke_tenant, expire_due, purge_batches
+    -- approvals_admin: set_policy, drop_policy, set_handler, grant_tenant, revoke_tenant, expire_due, purge_batches
     ('set_policy',         'role table', 'denied',  'denied',  'denied',  'denied',  'allowed', 'denied',  'denied', 'denied'),
+    ('drop_policy',        'role table', 'denied',  'denied',  'denied',  'denied',  'allowed', 'denied',  'denied', 'denied'),
     ('set_handler',        'role table', 'denied',  'denied',  'denied',  'denied',  'allowed', 'denied',  'denied', 'denied'),
     ('grant_tenant',       'role table', 'denied',  'denied',  'denied',  'denied',  'allowed', 'denied',  'denied', 'denied'),
     ('revoke_tenant',      'role table', 'denied',  'denied',  'denied',  'denied',  'allowed', 'denied',  'denied', 'denied'),
@@ -133,12 +137,17 @@ DO $fixture$
 BEGIN
     PERFORM approvals.grant_tenant('pm_t', 'pm_public');            -- for api_submit's merchantId
     -- pm_d1: for decide/api_respond (requested by someone else, no route: any reviewer may decide);
-    -- pm_bc1..3: for the batches; pmc_<role>: one claim requested by each caller, for cancel_claim.
+    -- pm_bc1..3: for the batches; pmc_<role>: one claim requested by each caller, for cancel_claim;
+    -- dlg_<md5(role)>: one delegation whose delegator is each caller, for revoke_delegation (its
+    -- id is made predictable so that the call needs no lookup the caller might not be allowed).
     PERFORM approvals.submit('pm_type', c.id, 'sha256:pm', id => c.id, actor => c.requester)
        FROM (VALUES ('pm_d1', 'usr_pm_req'), ('pm_bc1', 'usr_pm_req'), ('pm_bc2', 'usr_pm_req'),
                     ('pm_bc3', 'usr_pm_req')) AS c(id, requester);
     PERFORM approvals.submit('pm_type', 'pmc_' || r, 'sha256:pm', id => 'pmc_' || r, actor => r)
        FROM (SELECT test_role::text FROM pm_roles UNION SELECT current_user::text) AS t(r);
+    PERFORM approvals.delegate('usr_pm_dlg', delegator => r, comment => 'pm')
+       FROM (SELECT test_role::text FROM pm_roles UNION SELECT current_user::text) AS t(r);
+    UPDATE approvals.delegations SET id = 'dlg_' || left(md5(delegator), 16) WHERE comment = 'pm';
     INSERT INTO pm_fixture
         SELECT 'pending', (approvals.create_batch(ARRAY['pm_bc1'], coordinator => 'usr_pm_coord', start => false)).id;
     INSERT INTO pm_fixture
@@ -159,7 +168,10 @@ INSERT INTO pm_calls VALUES
     ('submit',             $$SELECT approvals.submit('pm_type', 'pm_res_submit', 'sha256:pm')$$),
     ('api_submit',         $$SELECT approvals.api_submit('{"merchantId": "pm_t", "resourceType": "invoice", "resourceId": "pm_res_api", "dataSnapshotHash": "sha256:pm"}')$$),
     ('cancel_claim',       $$SELECT approvals.cancel_claim('pmc_' || current_user)$$),
-    ('decide',             $$SELECT approvals.decide('pm_d1', 'approved')$$),
+    ('decide',             $$SELECT approvals.decide('pm_d1', 'approved', on_behalf_of => NULL)$$),
+    ('delegate',           $$SELECT approvals.delegate('usr_pm_dlg')$$),
+    ('revoke_delegation',  $$SELECT approvals.revoke_delegation('dlg_' || left(md5(current_user), 16))$$),
+    ('inbox',              $$SELECT count(*) FROM approvals.inbox()$$),
     ('api_respond',        $$SELECT approvals.api_respond('pm_d1', '{"outcome": "approved"}')$$),
     ('create_batch',       $$SELECT approvals.create_batch(ARRAY['pm_bc2'])$$),
     ('update_batch',       $$SELECT approvals.update_batch({pending}, comment => 'pm')$$),
@@ -177,6 +189,7 @@ INSERT INTO pm_calls VALUES
     ('get_batch',          $$SELECT approvals.get_batch({pending})$$),
     ('list_batches',       $$SELECT * FROM approvals.list_batches()$$),
     ('set_policy',         $$SELECT approvals.set_policy(resource_type => 'pm_type', required_approvals => 1)$$),
+    ('drop_policy',        $$SELECT approvals.drop_policy('pm_type')$$),
     ('set_handler',        $$SELECT approvals.set_handler('pm_type', NULL)$$),
     ('grant_tenant',       $$SELECT approvals.grant_tenant('pm_t2', 'pm_public')$$),
     ('revoke_tenant',      $$SELECT approvals.revoke_tenant('pm_t', 'pm_public')$$),
