@@ -532,3 +532,141 @@ REVOKE ALL ON FUNCTION approvals.claim_stats(timestamptz, text),
 GRANT EXECUTE ON FUNCTION approvals.claim_stats(timestamptz, text),
       approvals.approver_stats(timestamptz, text)
       TO approvals_reader;
+
+-- Seeds 002 and 003: batches carry a reference and a tracking id; create_batch takes the
+-- reference (so it and the JSON function bound to it are created again).
+DROP FUNCTION approvals.api_create_batch(jsonb);
+DROP FUNCTION approvals.create_batch(text[], text, text, text, boolean, text, integer, real, text,
+    boolean, text);
+ALTER TABLE approvals.batches ADD COLUMN reference text, ADD COLUMN tracking_id uuid;
+ALTER TABLE approvals.batches ALTER COLUMN tracking_id SET DEFAULT gen_random_uuid();
+UPDATE approvals.batches SET tracking_id = gen_random_uuid();
+ALTER TABLE approvals.batches ALTER COLUMN tracking_id SET NOT NULL,
+    ADD CONSTRAINT batches_tracking_id_key UNIQUE (tracking_id);
+CREATE FUNCTION approvals.create_batch(
+    claim_ids text[], coordinator text DEFAULT NULL, comment text DEFAULT NULL,
+    action text DEFAULT 'approve', start boolean DEFAULT true, tenant text DEFAULT NULL,
+    max_failures integer DEFAULT NULL, max_failure_ratio real DEFAULT NULL,
+    on_threshold text DEFAULT 'rollback', auto_retry boolean DEFAULT true,
+    idempotency_key text DEFAULT NULL, reference text DEFAULT NULL)
+RETURNS approvals.batches
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_create_batch';
+COMMENT ON FUNCTION approvals.create_batch(text[], text, text, text, boolean, text, integer,
+    real, text, boolean, text, text) IS
+    'Create a batch approving (or rejecting) a list of claims: queued for processing, or pending (amendable) with start => false';
+
+CREATE FUNCTION approvals.api_create_batch(body jsonb) RETURNS jsonb
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'batch_id', b.id, 'coordinator_id', b.coordinator, 'status', b.status,
+        'total_claims', b.total_claims, 'created_at', approvals.json_ts(b.created_at))
+    FROM approvals.create_batch(
+        claim_ids   => approvals.json_text_array(body, 'claim_ids', true),
+        coordinator => approvals.json_string(body, 'coordinator_id'),
+        comment     => approvals.json_string(body, 'comment')) AS b;
+END;
+COMMENT ON FUNCTION approvals.api_create_batch(jsonb) IS
+    'POST /approval-batches: create and queue a batch from {claim_ids, coordinator_id, comment}';
+
+-- Seed 002 (payout-file confirmation) and seed 003 (batch processor statistics)
+CREATE FUNCTION approvals.batch_of_file(file_id text, tracking_id text) RETURNS text
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_batch_of_file';
+COMMENT ON FUNCTION approvals.batch_of_file(text, text) IS
+    'The batch a payout-file request names by file_id or tracking_id (22023 when none, or two different ones)';
+
+CREATE FUNCTION approvals.api_payout_file(b approvals.batches) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, approvals, pg_temp
+    RETURN pg_catalog.jsonb_build_object(
+        'file_id', b.id, 'tracking_id', b.tracking_id,
+        'status', CASE b.status WHEN 'pending' THEN 'PREVIEW-AND-APPROVE'
+                                WHEN 'queued' THEN 'PROCESSING'
+                                WHEN 'processing' THEN 'PROCESSING'
+                                ELSE pg_catalog.upper(b.status) END,
+        'batch_reference', b.reference,
+        'total_amount', pg_catalog.round(b.total_amount, 2)::text,
+        'transactions_count', b.total_claims,
+        'paid_amount', pg_catalog.round(b.approved_amount, 2)::text,
+        'failed_amount', pg_catalog.round(b.failed_amount, 2)::text,
+        'transactions', coalesce((
+            SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                       'transaction_id', i.claim_id,
+                       'status', CASE i.decision WHEN 'approved' THEN 'APPROVED'
+                                                 WHEN 'rejected' THEN 'REJECTED'
+                                                 WHEN 'failed' THEN 'FAILED'
+                                                 WHEN 'reverted' THEN 'REVERTED'
+                                                 ELSE 'PENDING' END,
+                       'amount', pg_catalog.round(c.amount, 2)::text,
+                       'name', c.title) ORDER BY i.position)
+            FROM approvals.batch_items i LEFT JOIN approvals.claims c ON c.id = i.claim_id
+            WHERE i.batch_id = b.id), '[]'::jsonb),
+        'created_at', approvals.json_ts(b.created_at),
+        'updated_at', approvals.json_ts(b.updated_at));
+COMMENT ON FUNCTION approvals.api_payout_file(approvals.batches) IS
+    'A batch as the payout-file API''s file object (amounts as strings with two decimals)';
+
+CREATE FUNCTION approvals.api_approve_file(body jsonb) RETURNS jsonb
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT approvals.api_payout_file(b)
+    FROM approvals.start_batch(
+        approvals.batch_of_file(approvals.json_string(body, 'file_id'),
+                                approvals.json_string(body, 'tracking_id')),
+        approvals.json_text_array(body, 'transactions', true)) AS b;
+END;
+COMMENT ON FUNCTION approvals.api_approve_file(jsonb) IS
+    'POST /send-money/approve/: confirm a pending batch from {file_id | tracking_id, transactions}, answer the file object';
+
+CREATE FUNCTION approvals.api_batch_statistics(batch_id text) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'batchRef', b.reference, 'processedBy', b.coordinator, 'status', b.status,
+        'totalPayments', b.total_claims,
+        'totalPaymentsProcessed', b.approved_count + b.rejected_count,
+        'totalPaymentsSuspended', b.failed_count,
+        'totalAmount', b.total_amount,
+        'batchCurrency', (SELECT CASE WHEN pg_catalog.count(DISTINCT c.currency) = 1
+                                      THEN pg_catalog.min(c.currency) END
+                          FROM approvals.batch_items i JOIN approvals.claims c ON c.id = i.claim_id
+                          WHERE i.batch_id = b.id),
+        'processStartDate', (EXTRACT(epoch FROM b.started_at) * 1000)::bigint,
+        'processEndDate', (EXTRACT(epoch FROM coalesce(b.completed_at, b.cancelled_at)) * 1000)::bigint,
+        'processCompletionDate', (EXTRACT(epoch FROM b.completed_at) * 1000)::bigint,
+        'durationInQueue', pg_catalog.floor(EXTRACT(epoch FROM b.started_at - b.queued_at))::bigint,
+        'durationProcessed', pg_catalog.round(EXTRACT(epoch FROM coalesce(b.completed_at, b.cancelled_at)
+                                                       - b.started_at) * 1000)::bigint)
+    FROM approvals.get_batch(api_batch_statistics.batch_id) AS b;
+END;
+COMMENT ON FUNCTION approvals.api_batch_statistics(text) IS
+    'A batch''s paymentBatchStatistics (seed 003): counts, amount, dates as epoch milliseconds';
+
+CREATE FUNCTION approvals.api_process_batch(batch_id text, override_threshold boolean DEFAULT false,
+                                            auto_retry boolean DEFAULT true) RETURNS jsonb
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_api_process_batch';
+COMMENT ON FUNCTION approvals.api_process_batch(text, boolean, boolean) IS
+    'POST /batchpayments/process: process a batch now (override_threshold: continue past the threshold), answer its paymentBatchStatistics';
+
+REVOKE ALL ON FUNCTION
+      approvals.create_batch(text[], text, text, text, boolean, text, integer, real, text,
+                             boolean, text, text),
+      approvals.api_create_batch(jsonb), approvals.batch_of_file(text, text),
+      approvals.api_payout_file(approvals.batches), approvals.api_approve_file(jsonb),
+      approvals.api_batch_statistics(text), approvals.api_process_batch(text, boolean, boolean)
+      FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION
+      approvals.create_batch(text[], text, text, text, boolean, text, integer, real, text,
+                             boolean, text, text),
+      approvals.api_create_batch(jsonb), approvals.api_approve_file(jsonb),
+      approvals.api_process_batch(text, boolean, boolean)
+      TO approvals_coordinator;
+GRANT EXECUTE ON FUNCTION approvals.batch_of_file(text, text),
+      approvals.api_payout_file(approvals.batches), approvals.api_batch_statistics(text)
+      TO approvals_reader;

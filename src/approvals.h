@@ -69,6 +69,7 @@
 #define AP_MAX_CURRENCY			16
 #define AP_MAX_ID				64
 #define AP_MAX_IDEMPOTENCY_KEY	255
+#define AP_MAX_REFERENCE		255
 #define AP_MAX_FIELDS			20
 #define AP_MAX_APPROVERS		50	/* actors in one route */
 #define AP_MAX_EXPIRES_IN		"100 years"	/* longest policy expires_in */

@@ -28,6 +28,8 @@ PG_FUNCTION_INFO_V1(approvals_create_batch);
 PG_FUNCTION_INFO_V1(approvals_update_batch);
 PG_FUNCTION_INFO_V1(approvals_start_batch);
 PG_FUNCTION_INFO_V1(approvals_process_batch);
+PG_FUNCTION_INFO_V1(approvals_api_process_batch);
+PG_FUNCTION_INFO_V1(approvals_batch_of_file);
 PG_FUNCTION_INFO_V1(approvals_cancel_batch);
 PG_FUNCTION_INFO_V1(approvals_batch_results);
 PG_FUNCTION_INFO_V1(approvals_list_batches);
@@ -104,13 +106,13 @@ approvals_create_batch(PG_FUNCTION_ARGS)
 	static const ApStmt sql = {
 		"INSERT INTO approvals.batches (id, tenant, coordinator, comment, action, status, "
 		"max_failures, max_failure_ratio, on_threshold, auto_retry, idempotency_key, "
-		"created_by, queued_at) "
+		"created_by, queued_at, reference) "
 		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-		"CASE WHEN $6 = 'queued' THEN now() END)",
-		12, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, FLOAT4OID, TEXTOID, BOOLOID, TEXTOID, OIDOID}
+		"CASE WHEN $6 = 'queued' THEN now() END, $13)",
+		13, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, FLOAT4OID, TEXTOID, BOOLOID, TEXTOID, OIDOID, TEXTOID}
 	};
-	Datum		values[12];
-	bool		nulls[12];
+	Datum		values[13];
+	bool		nulls[13];
 	char	   *comment = ApArgCString(fcinfo, 2);
 	char	   *action = PG_ARGISNULL(3) ? "approve" : ApArgCString(fcinfo, 3);
 	bool		start = PG_ARGISNULL(4) ? true : PG_GETARG_BOOL(4);
@@ -118,6 +120,7 @@ approvals_create_batch(PG_FUNCTION_ARGS)
 	char	   *on_threshold = PG_ARGISNULL(8) ? "rollback" : ApArgCString(fcinfo, 8);
 	bool		auto_retry = PG_ARGISNULL(9) ? true : PG_GETARG_BOOL(9);
 	char	   *idem_key = ApArgCString(fcinfo, 10);
+	char	   *reference = ApArgCString(fcinfo, 11);
 	char	  **ids;
 	int			n;
 	char	   *id;
@@ -137,6 +140,7 @@ approvals_create_batch(PG_FUNCTION_ARGS)
 	ApCheckLength("tenant", tenant, AP_MAX_TENANT);
 	ApCheckNotEmpty("idempotency_key", idem_key);
 	ApCheckLength("idempotency_key", idem_key, AP_MAX_IDEMPOTENCY_KEY);
+	ApCheckLength("reference", reference, AP_MAX_REFERENCE);
 	if (!PG_ARGISNULL(6) && PG_GETARG_INT32(6) < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -188,6 +192,8 @@ approvals_create_batch(PG_FUNCTION_ARGS)
 	values[10] = idem_key ? CStringGetTextDatum(idem_key) : (Datum) 0;
 	nulls[11] = false;
 	values[11] = ObjectIdGetDatum(call.caller.roleid);
+	nulls[12] = (reference == NULL);
+	values[12] = reference ? CStringGetTextDatum(reference) : (Datum) 0;
 	ApExec(&sql, values, nulls, 0);
 
 	ApBatchInsertItems(id, PG_GETARG_DATUM(0), 0);
@@ -427,6 +433,112 @@ approvals_process_batch(PG_FUNCTION_ARGS)
 	EmitResults(fcinfo, batch_id);
 	ApEnd(&call);
 	return (Datum) 0;
+}
+
+/*
+ * approvals.api_process_batch(batch_id, override_threshold, auto_retry): seed
+ * 003's "process batch payments": process_batch with the threshold rule
+ * (override: continue, else rollback) and the retry rule recorded on the
+ * batch, answered with the batch's statistics (api_batch_statistics).
+ */
+Datum
+approvals_api_process_batch(PG_FUNCTION_ARGS)
+{
+	static const ApStmt options_sql = {
+		"UPDATE approvals.batches SET on_threshold = $2, auto_retry = $3, updated_at = now() "
+		"WHERE id = $1",
+		3, {TEXTOID, TEXTOID, BOOLOID}
+	};
+	static const ApStmt stats_sql = {
+		"SELECT approvals.api_batch_statistics($1)",
+		1, {TEXTOID}
+	};
+	char	   *batch_id;
+	bool		override = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+	bool		auto_retry = PG_ARGISNULL(2) ? true : PG_GETARG_BOOL(2);
+	ApprovalsCall call;
+	BatchInfo	bi;
+	Datum		values[3];
+	bool		isnull;
+	Datum		result;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_COORDINATOR, "process batches");
+	batch_id = ApRequiredCString(fcinfo, 0, "batch_id");
+
+	ApBatchOpen(&call, batch_id, true, &bi, "process batches", "process");
+	if (strcmp(bi.status, "pending") != 0 && strcmp(bi.status, "queued") != 0)
+		ApBatchReportState(&bi, "process");
+	values[0] = CStringGetTextDatum(batch_id);
+	values[1] = CStringGetTextDatum(override ? "continue" : "rollback");
+	values[2] = BoolGetDatum(auto_retry);
+	ApExec(&options_sql, values, NULL, 0);
+	(void) ApBatchTakeOver(&bi);
+	(void) ApBatchRun(batch_id, ApTxnInline);	/* errors propagate */
+	ApExec(&stats_sql, values, NULL, 1);
+	result = SPI_datumTransfer(ApGetDatum(0, 1, &isnull), false, -1);
+	ApEnd(&call);
+	PG_RETURN_DATUM(result);
+}
+
+/*
+ * approvals.batch_of_file(file_id, tracking_id): the batch a payout-file
+ * request names (seed 002 takes either id): 22023 when it names none, or two
+ * different batches; P0002 when the batch does not exist (or is invisible).
+ */
+Datum
+approvals_batch_of_file(PG_FUNCTION_ARGS)
+{
+	static const ApStmt sql = {
+		"SELECT id FROM approvals.batches WHERE tracking_id = $1::uuid",
+		1, {TEXTOID}
+	};
+	char	   *file_id = ApArgCString(fcinfo, 0);
+	char	   *tracking_id = ApArgCString(fcinfo, 1);
+	char	   *batch_id = file_id;
+	ApprovalsCall call;
+	BatchInfo	bi;
+	Datum		result;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_READER, "read batches");
+	if (file_id == NULL && tracking_id == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the request names no file: give file_id or tracking_id")));
+	if (tracking_id != NULL)
+	{
+		/* a uuid, in any of the forms uuid_in accepts, is hex digits, dashes and braces */
+		if (strlen(tracking_id) < 32 || strlen(tracking_id) > 40 ||
+			strspn(tracking_id, "0123456789abcdefABCDEF-{}") != strlen(tracking_id))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("tracking_id \"%s\" is not a UUID", tracking_id)));
+	}
+
+	ApBegin(&call);
+	if (tracking_id != NULL)
+	{
+		Datum		values[1] = {CStringGetTextDatum(tracking_id)};
+		char	   *found;
+
+		if (ApExec(&sql, values, NULL, 1) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("no batch has tracking_id \"%s\"", tracking_id)));
+		found = ApGetCString(0, 1);
+		if (file_id != NULL && strcmp(file_id, found) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("file_id \"%s\" and tracking_id \"%s\" name different batches",
+							file_id, tracking_id),
+					 errdetail("tracking_id \"%s\" is batch \"%s\".", tracking_id, found)));
+		batch_id = found;
+	}
+	ApBatchLoadVisible(&call.caller, batch_id, false, &bi, "read batches");
+	result = SPI_datumTransfer(CStringGetTextDatum(batch_id), false, -1);
+	ApEnd(&call);
+	PG_RETURN_DATUM(result);
 }
 
 /* approvals.cancel_batch(batch_id, comment) */

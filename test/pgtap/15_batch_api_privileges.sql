@@ -73,7 +73,7 @@ RESET ROLE;
 
 -- EXECUTE granted directly is not enough: the functions check the group role.
 GRANT USAGE ON SCHEMA approvals TO tb_nobody;
-GRANT EXECUTE ON FUNCTION approvals.create_batch(text[], text, text, text, boolean, text, integer, real, text, boolean, text),
+GRANT EXECUTE ON FUNCTION approvals.create_batch(text[], text, text, text, boolean, text, integer, real, text, boolean, text, text),
                           approvals.process_batch(text), approvals.cancel_batch(text, text), approvals.get_batch(text),
                           approvals.list_batches(text, text, integer, integer), approvals.purge_batches(interval)
       TO tb_nobody;
