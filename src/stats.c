@@ -16,6 +16,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "approvals.h"
@@ -53,6 +54,13 @@ StatsArgs(FunctionCallInfo fcinfo, ApprovalsCall *call, Datum *values, bool *nul
 	nulls[2] = nulls[3] = false;
 	values[2] = BoolGetDatum(call->caller.sees_all);
 	values[3] = ApVisibleTenants(call->caller.roleid);
+
+	/*
+	 * Unlike our key lookups, statistics read a whole window: let the planner
+	 * scan sequentially again if the caller allows it (ApEnd restores).
+	 */
+	(void) set_config_option("enable_seqscan", ApUserEnableSeqscan() ? "on" : "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }
 
 /* approvals.claim_stats(since, tenant): per resource type, counts and decision times. */
