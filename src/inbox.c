@@ -19,6 +19,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 
 #include "approvals.h"
 
@@ -153,6 +154,13 @@ approvals_inbox(PG_FUNCTION_ARGS)
 		if (!ApTenantAllowed(&call.caller, ApGetCString(0, A_TENANT)))
 			ApReportNoClaim(after);
 	}
+	/*
+	 * Only an index scan in the key's order: a bitmap scan of every entry of
+	 * the person, then a sort, is what a generic plan picks when it guesses
+	 * that the filters leave one row (8x slower at 2,000 entries a person).
+	 */
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	n = ApExec(after ? &next_sql : &first_sql, values, NULL, 0);
 	ApPutWholeRows((ReturnSetInfo *) fcinfo->resultinfo, n);
 	ApEnd(&call);
