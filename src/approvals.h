@@ -116,6 +116,7 @@ typedef struct ApprovalsCall
 	ApprovalsPrivSwitch sw;
 	int			guc_nest;
 	bool		outer_user_seqscan;
+	bool		outer_user_jit;
 } ApprovalsCall;
 
 /* Settings (approvals.c) */
@@ -155,6 +156,7 @@ extern void ApEnd(ApprovalsCall *call);
 extern void ApEnterSafe(ApprovalsCall *call);
 extern void ApLeaveSafe(ApprovalsCall *call);
 extern bool ApUserEnableSeqscan(void);
+extern bool ApUserJit(void);
 extern int	ApSafeDepth(void);
 extern void ApSafeDepthRestore(int depth);
 extern void ApCallInit(void);

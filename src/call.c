@@ -23,6 +23,7 @@
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
+#include "jit/jit.h"
 #include "miscadmin.h"
 #include "optimizer/cost.h"
 #include "storage/lmgr.h"
@@ -363,6 +364,7 @@ static void EnterSafe(ApprovalsCall *call);
  * approvals call from a handler) keeps the outermost caller's setting.
  */
 static bool user_enable_seqscan = true;
+static bool user_jit = true;
 static int	safe_depth = 0;
 
 /*
@@ -413,8 +415,12 @@ static void
 EnterSafe(ApprovalsCall *call)
 {
 	call->outer_user_seqscan = user_enable_seqscan;
+	call->outer_user_jit = user_jit;
 	if (safe_depth == 0)
+	{
 		user_enable_seqscan = enable_seqscan;
+		user_jit = jit_enabled;
+	}
 	safe_depth++;
 	call->guc_nest = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, approvals, pg_temp",
@@ -431,6 +437,15 @@ EnterSafe(ApprovalsCall *call)
 	(void) set_config_option("enable_seqscan", "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
+
+	/*
+	 * Where a scan must be sequential anyway (a sequence, a one-row table),
+	 * the cost of the setting above pushes the statement over jit_above_cost:
+	 * 100 ms of compiling for a statement that runs in microseconds.
+	 */
+	(void) set_config_option("jit", "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 	ApBecomeOwner(&call->sw);
 }
 
@@ -441,6 +456,7 @@ ApLeaveSafe(ApprovalsCall *call)
 	ApRestoreUser(&call->sw);
 	AtEOXact_GUC(true, call->guc_nest);
 	user_enable_seqscan = call->outer_user_seqscan;
+	user_jit = call->outer_user_jit;
 	safe_depth--;
 }
 
@@ -465,6 +481,13 @@ ApUserEnableSeqscan(void)
 	return user_enable_seqscan;
 }
 
+/* The caller's own jit setting, likewise. */
+bool
+ApUserJit(void)
+{
+	return user_jit;
+}
+
 /* Forget per-call state at the end of every transaction. */
 static void
 ApXactCallback(XactEvent event, void *arg pg_attribute_unused())
@@ -477,6 +500,7 @@ ApXactCallback(XactEvent event, void *arg pg_attribute_unused())
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			user_enable_seqscan = true;
+			user_jit = true;
 			safe_depth = 0;
 			break;
 		default:

@@ -245,6 +245,9 @@ ApInvokeHandler(Oid handler, const char *path, const char *claim_id, int64 event
 	(void) set_config_option("enable_seqscan", ApUserEnableSeqscan() ? "on" : "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
+	(void) set_config_option("jit", ApUserJit() ? "on" : "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
 
 	fmgr_info(handler, &flinfo);
 	InitFunctionCallInfoData(*hcinfo, &flinfo, 2, InvalidOid, NULL, NULL);

@@ -381,17 +381,22 @@ static int64
 SealAudit(void)
 {
 	static const ApStmt state_sql = {
-		"SELECT p.last_event, p.waiting_for, 'approvals.events'::regclass::oid, "
-		"s.id, s.last_event, s.hash "
-		"FROM approvals.audit_seal_pending p "
-		"LEFT JOIN LATERAL (SELECT id, last_event, hash FROM approvals.audit_seals "
-		"                   ORDER BY id DESC LIMIT 1) s ON true "
-		"FOR UPDATE OF p",
+		"SELECT last_event, waiting_for, 'approvals.events'::regclass::oid "
+		"FROM approvals.audit_seal_pending FOR UPDATE",
 		0, {InvalidOid}
 	};
 	enum
 	{
-		S_CAND = 1, S_WAITING, S_EVENTS, S_SEAL_ID, S_LAST_EVENT, S_HASH
+		S_CAND = 1, S_WAITING, S_EVENTS
+	};
+	/* read after the lock: a sealer that waited for another sees its seals */
+	static const ApStmt last_sql = {
+		"SELECT id, last_event, hash FROM approvals.audit_seals ORDER BY id DESC LIMIT 1",
+		0, {InvalidOid}
+	};
+	enum
+	{
+		L_SEAL_ID = 1, L_LAST_EVENT, L_HASH
 	};
 	static const ApStmt drawn_sql = {
 		"SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END "
@@ -426,8 +431,7 @@ SealAudit(void)
 	if (!waiting_null)
 		waiting = datumCopy(waiting, false, -1);
 	events_relid = DatumGetObjectId(ApGetDatum(0, S_EVENTS, &isnull));
-	seal_id = DatumGetInt64(ApGetDatum(0, S_SEAL_ID, &isnull));
-	if (isnull)
+	if (ApExec(&last_sql, NULL, NULL, 1) == 0)
 	{
 		seal_id = 0;
 		last_event = 0;
@@ -435,8 +439,9 @@ SealAudit(void)
 	}
 	else
 	{
-		last_event = DatumGetInt64(ApGetDatum(0, S_LAST_EVENT, &isnull));
-		strlcpy(prev_hash, ApGetCString(0, S_HASH), sizeof(prev_hash));
+		seal_id = DatumGetInt64(ApGetDatum(0, L_SEAL_ID, &isnull));
+		last_event = DatumGetInt64(ApGetDatum(0, L_LAST_EVENT, &isnull));
+		strlcpy(prev_hash, ApGetCString(0, L_HASH), sizeof(prev_hash));
 	}
 
 	/* a candidate kept earlier: sealable once the transactions it waited for ended */

@@ -56,10 +56,12 @@ StatsArgs(FunctionCallInfo fcinfo, ApprovalsCall *call, Datum *values, bool *nul
 	values[3] = ApVisibleTenants(call->caller.roleid);
 
 	/*
-	 * Unlike our key lookups, statistics read a whole window: let the planner
-	 * scan sequentially again if the caller allows it (ApEnd restores).
+	 * Unlike our key lookups, statistics read a whole window: the caller's
+	 * enable_seqscan and jit again (ApEnd restores ours).
 	 */
 	(void) set_config_option("enable_seqscan", ApUserEnableSeqscan() ? "on" : "off",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("jit", ApUserJit() ? "on" : "off",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }
 

@@ -141,15 +141,19 @@ vacuum_dead
 bq -c "ALTER SYSTEM RESET approvals.worker_enabled" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 1
 bq -c "CHECKPOINT"
-read -r worker worker_wal < <(bq <<SQL | tail -n 1
-SELECT pg_current_wal_insert_lsn() AS w0 \gset
-SELECT id AS bid FROM approvals.create_batch(ARRAY(SELECT id FROM approvals.claims
-    WHERE resource_type = 'bench2' ORDER BY id), coordinator => 'coord') \gset
-SELECT round(extract(epoch FROM completed_at - queued_at)::numeric, 3) || ' ' ||
-       pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'w0')
-FROM approvals.wait_batch(:'bid', '30 minutes');
-SQL
-)
+w0=$(bq -c "SELECT pg_current_wal_insert_lsn()")
+bid=$(bq -c "SELECT id FROM approvals.create_batch(ARRAY(SELECT id FROM approvals.claims
+    WHERE resource_type = 'bench2' ORDER BY id), coordinator => 'coord')")
+# Waited for in short calls: one long wait_batch is one statement, whose snapshot would keep
+# vacuum from pruning the rows the worker's chunks leave behind for the whole batch.
+for ((i = 0; i < 360; i++)); do
+    st=$(bq -c "SELECT status FROM approvals.wait_batch('$bid', '5 seconds')")
+    [[ $st == completed || $st == failed || $st == cancelled ]] && break
+done
+read -r worker worker_wal < <(bq -c "
+    SELECT round(extract(epoch FROM completed_at - queued_at)::numeric, 3) || ' ' ||
+           pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$w0')
+    FROM approvals.batches WHERE id = '$bid'")
 bad=$(bq -c "SELECT count(*) FROM approvals.batches WHERE total_claims = $N AND status NOT IN ('completed', 'cancelled')")
 [[ $bad == 0 ]] || ap_die "$bad benchmark batches did not complete"
 # the worker's and run_queued's batches decided every claim, each once

@@ -26,7 +26,7 @@
 -- by 8 (pass 1) + the number of its "denied" cells if its basis is the role
 -- table (pass 2).
 BEGIN;
-SELECT plan(483);
+SELECT plan(592);
 
 -- ---------------------------------------------------------------------------
 -- Roles
@@ -97,12 +97,15 @@ INSERT INTO pm_matrix (fn, basis, reader, requester, reviewer, coordinator, admi
     ('api_create_batch',   'role table', 'denied',  'denied',  'denied',  'allowed', 'denied',  'allowed', 'denied', 'denied'),
     ('api_update_batch',   'role table', 'denied',  'denied',  'denied',  'allowed', 'denied',  'allowed', 'denied', 'denied'),
     ('api_cancel_batch',   'role table', 'denied',  'denied',  'denied',  'allowed', 'denied',  'allowed', 'denied', 'denied'),
+    ('api_approve_file',   'role table', 'denied',  'denied',  'denied',  'allowed', 'denied',  'allowed', 'denied', 'denied'),
+    ('api_process_batch',  'role table', 'denied',  'denied',  'denied',  'allowed', 'denied',  'allowed', 'denied', 'denied'),
     -- approvals_reader (and so every group role): batch_results, get_batch, list_batches, api_get_batch, api_list_batches
     ('api_get_batch',      'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('api_list_batches',   'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('batch_results',      'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('get_batch',          'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('list_batches',       'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
+    ('api_batch_statistics', 'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     -- approvals_admin: set_policy, drop_policy, set_handler, grant_tenant, revoke_tenant, expire_due, purge_batches
     ('set_policy',         'role table', 'denied',  'denied',  'denied',  'denied',  'allowed', 'denied',  'denied', 'denied'),
     ('drop_policy',        'role table', 'denied',  'denied',  'denied',  'denied',  'allowed', 'denied',  'denied', 'denied'),
@@ -111,6 +114,13 @@ INSERT INTO pm_matrix (fn, basis, reader, requester, reviewer, coordinator, admi
     ('revoke_tenant',      'role table', 'denied',  'denied',  'denied',  'denied',  'allowed', 'denied',  'denied', 'denied'),
     ('expire_due',         'role table', 'denied',  'denied',  'denied',  'denied',  'allowed', 'denied',  'denied', 'denied'),
     ('purge_batches',      'role table', 'denied',  'denied',  'denied',  'denied',  'allowed', 'denied',  'denied', 'denied'),
+    -- audit seals and statistics (README "Audit seals", "Statistics"): seal_audit is the admin's;
+    -- verify_audit, audit_head, claim_stats and approver_stats every reader's
+    ('seal_audit',         'role table', 'denied',  'denied',  'denied',  'denied',  'allowed', 'denied',  'denied', 'denied'),
+    ('verify_audit',       'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
+    ('audit_head',         'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
+    ('claim_stats',        'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
+    ('approver_stats',     'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     -- helpers of the JSON layer and of row-level security (README: "callable", roles unstated)
     ('sees_all_tenants',   'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('visible_tenants',    'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
@@ -120,6 +130,8 @@ INSERT INTO pm_matrix (fn, basis, reader, requester, reviewer, coordinator, admi
     ('json_string',        'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('api_approval',       'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('api_batch_summary',  'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
+    ('api_payout_file',    'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
+    ('batch_of_file',      'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     -- the trigger function of approvals.events
     ('events_append_only', 'trigger',    'denied',  'denied',  'denied',  'denied',  'denied',  'denied',  'denied', 'denied');
 
@@ -195,6 +207,11 @@ INSERT INTO pm_calls VALUES
     ('revoke_tenant',      $$SELECT approvals.revoke_tenant('pm_t', 'pm_public')$$),
     ('expire_due',         $$SELECT approvals.expire_due()$$),
     ('purge_batches',      $$SELECT approvals.purge_batches('1 day')$$),
+    ('seal_audit',         $$SELECT approvals.seal_audit()$$),
+    ('verify_audit',       $$SELECT count(*) FROM approvals.verify_audit()$$),
+    ('audit_head',         $$SELECT count(*) FROM approvals.audit_head()$$),
+    ('claim_stats',        $$SELECT count(*) FROM approvals.claim_stats()$$),
+    ('approver_stats',     $$SELECT count(*) FROM approvals.approver_stats()$$),
     ('sees_all_tenants',   $$SELECT approvals.sees_all_tenants()$$),
     ('visible_tenants',    $$SELECT approvals.visible_tenants()$$),
     ('json_ts',            $$SELECT approvals.json_ts(now())$$),
@@ -203,6 +220,12 @@ INSERT INTO pm_calls VALUES
     ('json_string',        $$SELECT approvals.json_string('{"k": "v"}', 'k', true, ARRAY['v'])$$),
     ('api_approval',       $$SELECT approvals.api_approval(NULL::approvals.claims)$$),
     ('api_batch_summary',  $$SELECT approvals.api_batch_summary(NULL::approvals.batches)$$),
+    ('api_payout_file',    $$SELECT approvals.api_payout_file(NULL::approvals.batches)$$),
+    ('batch_of_file',      $$SELECT approvals.batch_of_file({pending}, NULL)$$),
+    ('api_approve_file',   $$SELECT approvals.api_approve_file(jsonb_build_object('file_id', {pending}, 'transactions',
+                               to_jsonb(ARRAY(SELECT claim_id FROM approvals.batch_items WHERE batch_id = {pending}))))$$),
+    ('api_process_batch',  $$SELECT approvals.api_process_batch({pending})$$),
+    ('api_batch_statistics', $$SELECT approvals.api_batch_statistics({pending})$$),
     ('events_append_only', $$SELECT approvals.events_append_only()$$);
 UPDATE pm_calls c SET sql = replace(c.sql, '{' || f.label || '}', quote_literal(f.id))
   FROM pm_fixture f WHERE c.sql LIKE '%{' || f.label || '}%';
