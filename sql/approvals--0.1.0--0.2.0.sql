@@ -543,6 +543,48 @@ ALTER TABLE approvals.batches ALTER COLUMN tracking_id SET DEFAULT gen_random_uu
 UPDATE approvals.batches SET tracking_id = gen_random_uuid();
 ALTER TABLE approvals.batches ALTER COLUMN tracking_id SET NOT NULL,
     ADD CONSTRAINT batches_tracking_id_key UNIQUE (tracking_id);
+-- SQL-standard bodies that read the batch row type list its columns: written again
+CREATE OR REPLACE FUNCTION approvals.api_list_batches(page integer DEFAULT 1, "limit" integer DEFAULT 20)
+RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'data', coalesce((SELECT pg_catalog.jsonb_agg(approvals.api_batch_summary(b))
+                          FROM approvals.list_batches(NULL, NULL, page, "limit") AS b), '[]'::jsonb),
+        'pagination', pg_catalog.jsonb_build_object(
+            'page', page, 'limit', "limit",
+            'total', (SELECT pg_catalog.count(*) FROM approvals.batches)));
+END;
+CREATE OR REPLACE FUNCTION approvals.api_get_batch(batch_id text) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT approvals.api_batch_summary(b)
+        || pg_catalog.jsonb_build_object('results', coalesce((
+            SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                       'claim_id', r.claim_id,
+                       'decision', CASE r.decision WHEN 'failed' THEN 'rejected' ELSE r.decision END,
+                       'error', r.error))
+                   || pg_catalog.jsonb_build_object('processed_at', approvals.json_ts(r.processed_at))
+                   ORDER BY r.ord)
+            FROM approvals.batch_results(b.id) WITH ORDINALITY AS r(claim_id, decision, error, processed_at, ord)),
+            '[]'::jsonb))
+    FROM approvals.get_batch(api_get_batch.batch_id) AS b;
+END;
+CREATE OR REPLACE FUNCTION approvals.api_update_batch(batch_id text, body jsonb) RETURNS jsonb
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, approvals, pg_temp
+BEGIN ATOMIC
+    SELECT pg_catalog.jsonb_build_object(
+        'batch_id', b.id, 'status', b.status, 'total_claims', b.total_claims,
+        'updated_at', approvals.json_ts(b.updated_at))
+    FROM approvals.update_batch(
+        api_update_batch.batch_id,
+        claim_ids     => approvals.json_text_array(body, 'claim_ids', false),
+        add_claim_ids => approvals.json_text_array(body, 'add_claim_ids', false),
+        comment       => approvals.json_string(body, 'comment')) AS b;
+END;
 CREATE FUNCTION approvals.create_batch(
     claim_ids text[], coordinator text DEFAULT NULL, comment text DEFAULT NULL,
     action text DEFAULT 'approve', start boolean DEFAULT true, tenant text DEFAULT NULL,
