@@ -189,12 +189,6 @@ typedef struct ApStmt
  */
 #define AP_GENERIC_PLAN		"/* generic plan */ "
 
-/*
- * Starts a read-only statement over many rows whose plan may use parallel
- * workers (statistics): planned for every call, parallel allowed.
- */
-#define AP_PARALLEL_PLAN	"/* parallel plan */ "
-
 extern int	ApExec(const ApStmt *stmt, const Datum *values, const bool *isnull, long tcount);
 extern Portal ApCursorOpen(const ApStmt *stmt, const Datum *values, const bool *isnull);
 extern void ApExecIntoTuplestore(const ApStmt *stmt, const Datum *values, const bool *isnull,

@@ -69,12 +69,10 @@ ApPlan(const ApStmt *stmt)
 		 * A statement whose array only filters rows found by key says so
 		 * (AP_GENERIC_PLAN).
 		 */
-		bool		parallel = strncmp(sql, AP_PARALLEL_PLAN, strlen(AP_PARALLEL_PLAN)) == 0;
 		bool		set_based = strncmp(sql, AP_GENERIC_PLAN, strlen(AP_GENERIC_PLAN)) != 0 &&
 			(strstr(sql, "ANY (") != NULL || strstr(sql, "unnest(") != NULL);
 		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes,
-											  parallel ? CURSOR_OPT_CUSTOM_PLAN | CURSOR_OPT_PARALLEL_OK
-											  : set_based ? CURSOR_OPT_CUSTOM_PLAN
+											  set_based ? CURSOR_OPT_CUSTOM_PLAN
 											  : CURSOR_OPT_GENERIC_PLAN);
 		char	   *key;
 

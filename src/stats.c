@@ -4,9 +4,10 @@
  *		(per actor), over the claims created since a time that the caller can
  *		see (one tenant, or every tenant visible to them).
  *
- *		Each is one statement, which may use parallel workers: claim_stats reads
- *		the claims of the window once; approver_stats reads their events and
- *		who they wait for now (approvals.inbox_entries).
+ *		Each is one statement streamed into the result: claim_stats reads the
+ *		claims of the window once; approver_stats reads their events (by the
+ *		claim index of approvals.events) and who they wait for now
+ *		(approvals.inbox_entries).
  */
 #include "postgres.h"
 
@@ -64,34 +65,12 @@ StatsArgs(FunctionCallInfo fcinfo, ApprovalsCall *call, Datum *values, bool *nul
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }
 
-/*
- * Run a statistics statement (not through a cursor: a cursor never runs in
- * parallel) and put its rows, one per resource type or actor, into the result.
- */
-static void
-StatsRows(const ApStmt *sql, Datum *values, bool *nulls, ReturnSetInfo *rsinfo)
-{
-	int			n = ApExec(sql, values, nulls, 0);
-	Datum	   *cols = palloc(sizeof(Datum) * rsinfo->setDesc->natts);
-	bool	   *colnulls = palloc(sizeof(bool) * rsinfo->setDesc->natts);
-
-	if (SPI_tuptable->tupdesc->natts != rsinfo->setDesc->natts)
-		elog(ERROR, "statistics statement returns %d columns, expected %d",
-			 SPI_tuptable->tupdesc->natts, rsinfo->setDesc->natts);
-	for (int r = 0; r < n; r++)
-	{
-		for (int c = 0; c < rsinfo->setDesc->natts; c++)
-			cols[c] = ApGetDatum(r, c + 1, &colnulls[c]);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, cols, colnulls);
-	}
-}
-
 /* approvals.claim_stats(since, tenant): per resource type, counts and decision times. */
 Datum
 approvals_claim_stats(PG_FUNCTION_ARGS)
 {
 	static const ApStmt sql = {
-		AP_PARALLEL_PLAN "SELECT c.resource_type, count(*), "
+		"SELECT c.resource_type, count(*), "
 		"count(*) FILTER (WHERE c.status = 'approved'), "
 		"count(*) FILTER (WHERE c.status = 'rejected'), "
 		"count(*) FILTER (WHERE c.status = 'cancelled'), "
@@ -117,7 +96,7 @@ approvals_claim_stats(PG_FUNCTION_ARGS)
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ApBegin(&call);
 	StatsArgs(fcinfo, &call, values, nulls);
-	StatsRows(&sql, values, nulls, rsinfo);
+	ApExecIntoTuplestore(&sql, values, nulls, rsinfo->setResult, rsinfo->setDesc);
 	ApEnd(&call);
 	return (Datum) 0;
 }
@@ -131,7 +110,7 @@ Datum
 approvals_approver_stats(PG_FUNCTION_ARGS)
 {
 	static const ApStmt sql = {
-		AP_PARALLEL_PLAN "WITH c AS (SELECT c.id FROM approvals.claims c WHERE " STATS_CLAIMS_WHERE "), "
+		"WITH c AS (SELECT c.id FROM approvals.claims c WHERE " STATS_CLAIMS_WHERE "), "
 		"e AS (SELECT e.actor, e.action, "
 		"        e.at - lag(e.at) OVER (PARTITION BY e.claim_id ORDER BY e.id) AS response "
 		"      FROM c JOIN approvals.events e ON e.claim_id = c.id), "
@@ -163,7 +142,7 @@ approvals_approver_stats(PG_FUNCTION_ARGS)
 	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	ApBegin(&call);
 	StatsArgs(fcinfo, &call, values, nulls);
-	StatsRows(&sql, values, nulls, rsinfo);
+	ApExecIntoTuplestore(&sql, values, nulls, rsinfo->setResult, rsinfo->setDesc);
 	ApEnd(&call);
 	return (Datum) 0;
 }
