@@ -351,6 +351,8 @@ CREATE TABLE approvals.audit_seals (
 );
 COMMENT ON TABLE approvals.audit_seals IS
     'The seals over the audit log: a chain of SHA-256 hashes of consecutive ranges of events';
+-- digests are hashes: compressing them only costs (pglz gives up after trying)
+ALTER TABLE approvals.audit_seals ALTER COLUMN digests SET STORAGE EXTERNAL;
 -- The next seal's end, kept until the transactions that could still commit events below it end.
 CREATE TABLE approvals.audit_seal_pending (
     singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
