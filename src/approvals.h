@@ -226,7 +226,7 @@ extern void ApQueuePokeAtCommit(void);
 /* handler.c */
 typedef void (*ApGroupApplyFn) (void *state, int lo, int hi);
 typedef void (*ApGroupFailFn) (void *state, int idx, const char *message);
-extern void ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id);
+extern bool ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id);
 extern void ApInvokeHandler(Oid handler, const char *path, const char *claim_id,
 							int64 event_id);
 extern void ApApplyStatement(const ApStmt *stmt, const Datum *values, const bool *nulls);
@@ -323,6 +323,9 @@ typedef struct ClaimState
 	int			n_named;
 	Datum		loaded_expires_at;
 	bool		loaded_expires_at_null;
+	/* the claim row as last stored (NULL: not known), and whether a handler ran since */
+	Datum		row;
+	bool		handler_ran;
 	/* set by the change being made */
 	const char *on_behalf_of;	/* the delegator a decision is made for */
 	ClaimFollowUp followups[AP_MAX_FOLLOWUPS];
@@ -330,7 +333,7 @@ typedef struct ClaimState
 } ClaimState;
 
 extern bool ApClaimLoad(const char *claim_id, ClaimState *st);
-extern int64 ApClaimEvent(const ClaimState *st, const char *batch_id, const char *actor,
+extern int64 ApClaimEvent(ClaimState *st, const char *batch_id, const char *actor,
 						  const char *action, const char *from_status, const char *comment);
 extern void ApClaimCommit(ClaimState *st, const char *actor, const char *action,
 						  const char *from_status, const char *comment);

@@ -204,6 +204,17 @@ SameNames(char **a, int na, char **b, int nb)
 	return true;
 }
 
+/* Keep column col of row 0 of the last result, the whole claim row, as st->row. */
+static void
+ClaimKeepRow(ClaimState *st, int col)
+{
+	bool		isnull;
+	Datum		d = ApGetDatum(0, col, &isnull);
+
+	st->row = isnull ? (Datum) 0 : SPI_datumTransfer(d, false, -1);
+	st->handler_ran = false;
+}
+
 /*
  * Write the mutable part of st back to the claim row, and the inbox entries
  * when who it waits for (or its deadline, part of their order) changed.
@@ -212,13 +223,13 @@ static void
 ClaimStore(ClaimState *st)
 {
 	static const ApStmt sql = {
-		"UPDATE approvals.claims SET status = $2, reviewer = $3, approval_count = $4, "
+		"UPDATE approvals.claims c SET status = $2, reviewer = $3, approval_count = $4, "
 		"approved_by = $5, route_position = nullif($6, 0), assignee = $7, "
 		"expires_at = $8, "
 		"decided_at = CASE WHEN $2 = 'pending' THEN NULL ELSE now() END, "
 		"current_step = nullif($9, 0), step_approvals = $10, step_abstained = $11, "
 		"step_escalated = $12, named_approvers = $13, required_approvals = $14, "
-		"updated_at = now() WHERE id = $1",
+		"updated_at = now() WHERE id = $1 RETURNING c",
 		14, {TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTARRAYOID, INT4OID, TEXTOID, TIMESTAMPTZOID,
 			INT4OID, INT4OID, TEXTARRAYOID, BOOLOID, TEXTARRAYOID, INT4OID}
 	};
@@ -250,6 +261,7 @@ ClaimStore(ClaimState *st)
 
 	if (ApExec(&sql, values, nulls, 0) != 1)
 		elog(ERROR, "claim \"%s\" vanished while locked", st->id);
+	ClaimKeepRow(st, 1);
 
 	inbox_changed = !SameNames(named, n_named, st->named, st->n_named) ||
 		(n_named > 0 &&
@@ -274,7 +286,7 @@ ClaimStore(ClaimState *st)
  * with it.  Returns the event id.
  */
 int64
-ApClaimEvent(const ClaimState *st, const char *batch_id, const char *actor,
+ApClaimEvent(ClaimState *st, const char *batch_id, const char *actor,
 		   const char *action, const char *from_status, const char *comment)
 {
 	static const ApStmt sql = {
@@ -297,7 +309,8 @@ ApClaimEvent(const ClaimState *st, const char *batch_id, const char *actor,
 	}
 	ApExec(&sql, values, nulls, 1);
 	event_id = DatumGetInt64(ApGetDatum(0, 1, &isnull));
-	ApRunHandler(st->resource_type, st->id, event_id);
+	if (ApRunHandler(st->resource_type, st->id, event_id))
+		st->handler_ran = true;
 	return event_id;
 }
 
@@ -327,6 +340,21 @@ ApClaimCommit(ClaimState *st, const char *actor, const char *action,
 		ApClaimEvent(st, NULL, actor, st->followups[i].action, "pending",
 					 st->followups[i].comment);
 	st->n_followups = 0;
+}
+
+static Datum ClaimRowDatum(const char *claim_id);
+
+/*
+ * The claim row as a composite Datum in the caller's memory context: the row
+ * as last stored, unless a handler ran since (it may have changed the claim
+ * through the API) or it is not known; then read again.
+ */
+static Datum
+ClaimResult(const ClaimState *st)
+{
+	if (st->row != (Datum) 0 && !st->handler_ran)
+		return st->row;
+	return ClaimRowDatum(st->id);
 }
 
 /* The claim row as a composite Datum in the caller's memory context. */
@@ -673,14 +701,14 @@ approvals_submit(PG_FUNCTION_ARGS)
 	for (int attempt = 0;; attempt++)
 	{
 		static const ApStmt sql = {
-			"INSERT INTO approvals.claims (id, tenant, resource_type, resource_id, kind, "
+			"INSERT INTO approvals.claims AS c (id, tenant, resource_type, resource_id, kind, "
 			"snapshot_hash, status, requester, note, title, context, fields, amount, "
 			"currency, priority, approvers, required_approvals, "
 			"allow_self_approval, on_expiry, expires_in, expires_at, idempotency_key, "
 			"steps, policy_id, policy_version) "
 			"VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, $12, $13, $14, "
 			"$15, $16, $17, $18, $19, coalesce($20, now() + $19), $21, $22, $23, $24) "
-			"ON CONFLICT DO NOTHING",
+			"ON CONFLICT DO NOTHING RETURNING " CLAIM_STATE_COLUMNS ", c",
 			24, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, NUMERICOID, TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, BOOLOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID, TEXTOID, JSONBOID, INT8OID, INT4OID}
 		};
 		const char *strs[24] = {id, tenant, resource_type, resource_id, kind,
@@ -720,7 +748,12 @@ approvals_submit(PG_FUNCTION_ARGS)
 
 		SupersedePending(tenant, resource_type, resource_id, call.caller.actor, id);
 		if (ApExec(&sql, values, nulls, 0) == 1)
+		{
+			/* the new claim's state and row, as inserted */
+			ClaimStateFromRow(&st, 0);
+			ClaimKeepRow(&st, CC_NAMED + 1);
 			break;
+		}
 		if (ClaimExists(id))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -734,8 +767,6 @@ approvals_submit(PG_FUNCTION_ARGS)
 					 errhint("Retry the transaction.")));
 	}
 
-	if (!ApClaimLoad(id, &st))
-		ApReportNoClaim(id);
 	if (st.approvers || st.n_steps > 0)
 	{
 		/* a route starts at its first approver, steps at the first that applies */
@@ -762,7 +793,7 @@ approvals_submit(PG_FUNCTION_ARGS)
 		NotifyDecision(&st, "auto_approved", "system");
 	}
 
-	result = ClaimRowDatum(id);
+	result = ClaimResult(&st);
 	ApEnd(&call);
 	PG_RETURN_DATUM(result);
 }
@@ -877,7 +908,7 @@ approvals_decide(PG_FUNCTION_ARGS)
 	ApClaimCommit(&st, actor, outcome, "pending", comment);
 	NotifyDecision(&st, outcome, actor);
 
-	result = ClaimRowDatum(claim_id);
+	result = ClaimResult(&st);
 	ApEnd(&call);
 	PG_RETURN_DATUM(result);
 }
@@ -927,7 +958,7 @@ approvals_cancel_claim(PG_FUNCTION_ARGS)
 	ApClaimCommit(&st, call.caller.actor, "cancelled", "pending", comment);
 	NotifyDecision(&st, "cancelled", call.caller.actor);
 
-	result = ClaimRowDatum(claim_id);
+	result = ClaimResult(&st);
 	ApEnd(&call);
 	PG_RETURN_DATUM(result);
 }

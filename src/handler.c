@@ -158,9 +158,9 @@ approvals_set_handler(PG_FUNCTION_ARGS)
 
 /*
  * Run the handler registered for resource_type (if any) with the claim row
- * and the event row (see ApInvokeHandler).
+ * and the event row (see ApInvokeHandler); whether there was one.
  */
-void
+bool
 ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 {
 	static const ApStmt handler_sql = {
@@ -177,11 +177,12 @@ ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id)
 	char	   *path;
 
 	if (ApExec(&handler_sql, values, NULL, 1) == 0)
-		return;
+		return false;
 	handler = DatumGetObjectId(ApGetDatum(0, H_HANDLER, &isnull));
 	path = ApGetCString(0, H_SEARCH_PATH);
 	SPI_freetuptable(SPI_tuptable);
 	ApInvokeHandler(handler, path, claim_id, event_id);
+	return true;
 }
 
 /*
