@@ -346,6 +346,9 @@ extern void ApReportNoClaim(const char *claim_id);
 extern char *ApIdempotencyLookup(const char *scope, const char *requester, const char *key,
 								 Datum request, const char *object_id);
 
+/* seal.c */
+extern bool ApSealAuditSome(int64 limit);
+
 /* steps.c */
 extern ApStep *ApStepsParse(Jsonb *doc, int *n);
 extern void ApStepsCheckArgs(bool has_steps, bool has_approvers);

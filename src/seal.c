@@ -262,7 +262,8 @@ SealWrite(SealBuild *sb, int64 seal_id)
  * prev_hash.  Returns how many events it sealed.
  */
 static int64
-SealRange(int64 *seal_id, int64 *last_event, char *prev_hash, int64 upto)
+SealRange(int64 *seal_id, int64 *last_event, char *prev_hash, int64 upto, int64 limit,
+		  bool *stopped)
 {
 	SealBuild	sb;
 	Portal		portal;
@@ -272,6 +273,7 @@ SealRange(int64 *seal_id, int64 *last_event, char *prev_hash, int64 upto)
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	MemoryContext fetch_cxt;
 
+	*stopped = false;
 	if (upto <= *last_event)
 		return 0;
 	initStringInfo(&line);
@@ -311,13 +313,21 @@ SealRange(int64 *seal_id, int64 *last_event, char *prev_hash, int64 upto)
 				SealWrite(&sb, ++(*seal_id));
 				*last_event = sb.last_event;
 				SealStart(&sb, sb.last_event + 1, sb.prev_hash);
+				/* enough for this call: the rest of the range is left for the next */
+				if (limit > 0 && sealed >= limit)
+				{
+					*stopped = true;
+					break;
+				}
 			}
 		}
 		SPI_freetuptable(SPI_tuptable);
+		if (*stopped)
+			break;
 	}
 	SPI_freetuptable(SPI_tuptable);
 	SPI_cursor_close(portal);
-	if (sb.count > 0)
+	if (sb.count > 0 && !*stopped)
 	{
 		SealWrite(&sb, ++(*seal_id));
 		*last_event = sb.last_event;
@@ -378,7 +388,7 @@ EventWriters(Oid events_relid)
  * inside ApBegin (SPI connected, as the owner).
  */
 static int64
-SealAudit(void)
+SealAudit(int64 limit, bool *more)
 {
 	static const ApStmt state_sql = {
 		"SELECT last_event, waiting_for, 'approvals.events'::regclass::oid "
@@ -422,6 +432,7 @@ SealAudit(void)
 	Datum		values[2];
 	bool		nulls[2] = {false, false};
 	int			n_writers;
+	bool		stopped;
 
 	/* one sealer at a time: the pending row is locked until commit */
 	if (ApExec(&state_sql, NULL, NULL, 1) != 1)
@@ -444,12 +455,19 @@ SealAudit(void)
 		strlcpy(prev_hash, ApGetCString(0, L_HASH), sizeof(prev_hash));
 	}
 
+	*more = false;
 	/* a candidate kept earlier: sealable once the transactions it waited for ended */
 	if (!cand_null)
 	{
 		if (!waiting_null && !VxidsEnded(waiting))
 			return 0;
-		sealed += SealRange(&seal_id, &last_event, prev_hash, cand);
+		sealed += SealRange(&seal_id, &last_event, prev_hash, cand, limit, &stopped);
+		if (stopped)
+		{
+			/* the candidate stays (its transactions have ended): the next call goes on */
+			*more = true;
+			return sealed;
+		}
 	}
 
 	/* a new candidate: the last id drawn, then who may still commit ids up to it */
@@ -460,8 +478,16 @@ SealAudit(void)
 	if (drawn > last_event && n_writers == 0)
 	{
 		/* nobody can add an id up to drawn any more: a fresh snapshot sees them all */
-		sealed += SealRange(&seal_id, &last_event, prev_hash, drawn);
-		nulls[0] = nulls[1] = true;
+		sealed += SealRange(&seal_id, &last_event, prev_hash, drawn, limit, &stopped);
+		if (stopped)
+		{
+			/* kept as a candidate that waits for nobody: the next call goes on */
+			values[0] = Int64GetDatum(drawn);
+			nulls[1] = true;
+			*more = true;
+		}
+		else
+			nulls[0] = nulls[1] = true;
 	}
 	else if (drawn > last_event)
 	{
@@ -480,6 +506,7 @@ approvals_seal_audit(PG_FUNCTION_ARGS)
 {
 	ApprovalsCall call;
 	int64		sealed;
+	bool		more;
 
 	ApResolveCaller(&call.caller, NULL);
 	ApRequireRole(call.caller.roleid, AP_ROLE_ADMIN, "seal the audit log");
@@ -491,9 +518,24 @@ approvals_seal_audit(PG_FUNCTION_ARGS)
 						IsolationIsSerializable() ? "SERIALIZABLE" : "REPEATABLE READ"),
 				 errhint("Call it outside a transaction block, or in a READ COMMITTED transaction.")));
 	ApBegin(&call);
-	sealed = SealAudit();
+	sealed = SealAudit(0, &more);
 	ApEnd(&call);
 	PG_RETURN_INT64(sealed);
+}
+
+/*
+ * The scheduler's sealing: at most about limit events per call, so that a
+ * backlog (a million events a batch just wrote) is sealed over several turns
+ * of its loop, between which it goes on starting batches and sending
+ * notifications.  True when more is left.  SPI connected, in the safe bracket.
+ */
+bool
+ApSealAuditSome(int64 limit)
+{
+	bool		more;
+
+	(void) SealAudit(limit, &more);
+	return more;
 }
 
 /* ------------------------------------------------------------------------

@@ -216,10 +216,9 @@ static const ApStmt expire_sql = {
 	"SELECT approvals.expire_due()",
 	0, {InvalidOid}
 };
-static const ApStmt seal_sql = {
-	"SELECT approvals.seal_audit()",
-	0, {InvalidOid}
-};
+
+/* Events the scheduler seals per turn of its loop at most (about 0.2 s of work) */
+#define SEAL_ROUND_EVENTS	50000
 
 /* Run one periodic duty (arg: its ApStmt). */
 static void
@@ -236,6 +235,24 @@ static void
 SchedulerDuty(void *arg)
 {
 	(void) ApRunInExtension(SchedulerDutyWork, arg);
+}
+
+/* Seal a part of the audit log (ApSealAuditSome); *more when some is left. */
+static void
+SchedulerSealWork(void *arg)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	*(bool *) arg = ApSealAuditSome(SEAL_ROUND_EVENTS);
+	SPI_finish();
+}
+
+/* Seal a part of the audit log (its own transaction). */
+static void
+SchedulerSeal(void *arg)
+{
+	*(bool *) arg = false;
+	(void) ApRunInExtension(SchedulerSealWork, arg);
 }
 
 /* Send handed-over notifications (ApOutboxSend); *more when some are left. */
@@ -322,6 +339,7 @@ ApprovalsSchedulerMain(Datum main_arg)
 	SchedulerState ss;
 	char	   *dbname;
 	TimestampTz last_duties = 0;
+	bool		seal_more = false;
 	MemoryContext loop_cxt;
 	uint64		seen_takes = 0;
 	long		backoff_ms = 0;
@@ -456,10 +474,20 @@ ApprovalsSchedulerMain(Datum main_arg)
 			if (!WorkerTxn(SchedulerDuty, (void *) &expire_sql,
 						   "approvals scheduler: expiring due claims", &error))
 				FreeErrorData(error);
-			if (!WorkerTxn(SchedulerDuty, (void *) &seal_sql,
-						   "approvals scheduler: sealing the audit log", &error))
-				FreeErrorData(error);
 			last_duties = now;
+			seal_more = true;
+		}
+		if (ap_worker_enabled && !ss.outdated && seal_more)
+		{
+			/* a part per turn: a backlog is sealed between starting batches and sending */
+			if (!WorkerTxn(SchedulerSeal, &seal_more, "approvals scheduler: sealing the audit log",
+						   &error))
+			{
+				FreeErrorData(error);
+				seal_more = false;
+			}
+			if (seal_more)
+				send_more = true;	/* come back after the throttle, not after naptime */
 		}
 
 		if (now < backoff_until)
