@@ -65,6 +65,26 @@ StatsArgs(FunctionCallInfo fcinfo, ApprovalsCall *call, Datum *values, bool *nul
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }
 
+/* Run a statistics statement for the caller (a reader) into the function's result. */
+static Datum
+StatsRun(FunctionCallInfo fcinfo, const ApStmt *sql)
+{
+	ApprovalsCall call;
+	Datum		values[4];
+	bool		nulls[4];
+	ReturnSetInfo *rsinfo;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_READER, "read statistics");
+	InitMaterializedSRF(fcinfo, 0);
+	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ApBegin(&call);
+	StatsArgs(fcinfo, &call, values, nulls);
+	ApExecIntoTuplestore(sql, values, nulls, rsinfo->setResult, rsinfo->setDesc);
+	ApEnd(&call);
+	return (Datum) 0;
+}
+
 /* approvals.claim_stats(since, tenant): per resource type, counts and decision times. */
 Datum
 approvals_claim_stats(PG_FUNCTION_ARGS)
@@ -85,20 +105,7 @@ approvals_claim_stats(PG_FUNCTION_ARGS)
 		"GROUP BY c.resource_type ORDER BY c.resource_type",
 		4, {TIMESTAMPTZOID, TEXTOID, BOOLOID, TEXTARRAYOID}
 	};
-	ApprovalsCall call;
-	Datum		values[4];
-	bool		nulls[4];
-	ReturnSetInfo *rsinfo;
-
-	ApResolveCaller(&call.caller, NULL);
-	ApRequireRole(call.caller.roleid, AP_ROLE_READER, "read statistics");
-	InitMaterializedSRF(fcinfo, 0);
-	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	ApBegin(&call);
-	StatsArgs(fcinfo, &call, values, nulls);
-	ApExecIntoTuplestore(&sql, values, nulls, rsinfo->setResult, rsinfo->setDesc);
-	ApEnd(&call);
-	return (Datum) 0;
+	return StatsRun(fcinfo, &sql);
 }
 
 /*
@@ -131,18 +138,5 @@ approvals_approver_stats(PG_FUNCTION_ARGS)
 		"FROM d FULL JOIN a ON a.actor = d.actor ORDER BY 1",
 		4, {TIMESTAMPTZOID, TEXTOID, BOOLOID, TEXTARRAYOID}
 	};
-	ApprovalsCall call;
-	Datum		values[4];
-	bool		nulls[4];
-	ReturnSetInfo *rsinfo;
-
-	ApResolveCaller(&call.caller, NULL);
-	ApRequireRole(call.caller.roleid, AP_ROLE_READER, "read statistics");
-	InitMaterializedSRF(fcinfo, 0);
-	rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	ApBegin(&call);
-	StatsArgs(fcinfo, &call, values, nulls);
-	ApExecIntoTuplestore(&sql, values, nulls, rsinfo->setResult, rsinfo->setDesc);
-	ApEnd(&call);
-	return (Datum) 0;
+	return StatsRun(fcinfo, &sql);
 }
