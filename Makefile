@@ -3,6 +3,7 @@
 # Layout:
 #   src/*.c                      the C module (approvals.so)
 #   sql/approvals--<ver>.sql     the extension script (installed as DATA)
+#   sql/approvals_router*        the router extension's control file and script (DATA)
 #   sql/<test>.sql               pg_regress inputs (listed in REGRESS)
 #   expected/<test>.out          pg_regress and isolation expected outputs
 #   test/isolation/specs/*.spec  isolation specs (listed in ISOLATION)
@@ -16,6 +17,9 @@ OBJS       = src/approvals.o src/call.o src/spi.o src/datum.o src/retry.o src/te
              src/expire.o src/batch_state.o src/batch_queue.o src/batch_chunk.o \
              src/batch_revert.o src/batch_run.o src/batch_api.o src/worker.o
 DATA       = $(wildcard sql/approvals--*.sql)
+# approvals_router: a second, SQL-only extension (a router database in front of
+# several approvals nodes, with PL/Proxy); installed beside approvals.
+DATA      += sql/approvals_router.control $(wildcard sql/approvals_router--*.sql)
 PGFILEDESC = "approvals - approval workflows and bulk approval batches"
 
 REGRESS      = claims batches

@@ -370,6 +370,22 @@ RETURNS SETOF approvals.claims
 COMMENT ON FUNCTION approvals.inbox(text, integer, text) IS
     'The pending claims waiting for the actor by name (directly or through a delegation), a page after claim id `after`';
 
+CREATE FUNCTION approvals.inbox_key(claim_id text,
+    OUT rank smallint, OUT expires_key timestamptz, OUT created_at timestamptz)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_inbox_key';
+COMMENT ON FUNCTION approvals.inbox_key(text) IS
+    'The inbox order key of a claim (rank, expires_key, created_at), to continue a page with inbox_after';
+
+CREATE FUNCTION approvals.inbox_after(actor text, page_limit integer, after_rank smallint,
+                                      after_expires_key timestamptz, after_created_at timestamptz,
+                                      after_id text)
+RETURNS SETOF approvals.claims
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_inbox_after';
+COMMENT ON FUNCTION approvals.inbox_after(text, integer, smallint, timestamptz, timestamptz, text) IS
+    'An inbox page after an order key given whole (inbox_key of the previous page''s last claim); for a router over several nodes';
+
 CREATE FUNCTION approvals.api_submit(body jsonb) RETURNS jsonb
     LANGUAGE sql VOLATILE
     SET search_path = pg_catalog, approvals, pg_temp
@@ -415,7 +431,8 @@ REVOKE ALL ON FUNCTION
       approvals.drop_policy(text, text, text),
       approvals.delegate(text, timestamptz, timestamptz, text, text, numeric, text, text),
       approvals.revoke_delegation(text, text),
-      approvals.inbox(text, integer, text),
+      approvals.inbox(text, integer, text), approvals.inbox_key(text),
+      approvals.inbox_after(text, integer, smallint, timestamptz, timestamptz, text),
       approvals.api_submit(jsonb), approvals.api_respond(text, jsonb, text)
       FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
@@ -426,7 +443,9 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION approvals.decide(text, text, text, text, text, text),
       approvals.api_respond(text, jsonb, text),
       approvals.delegate(text, timestamptz, timestamptz, text, text, numeric, text, text),
-      approvals.inbox(text, integer, text)
+      approvals.inbox(text, integer, text),
+      approvals.inbox_key(text),
+      approvals.inbox_after(text, integer, smallint, timestamptz, timestamptz, text)
       TO approvals_reviewer;
 GRANT EXECUTE ON FUNCTION approvals.revoke_delegation(text, text)
       TO approvals_reviewer, approvals_admin;
@@ -529,10 +548,33 @@ RETURNS TABLE(actor text, decisions bigint, approved bigint, rejected bigint, ab
 COMMENT ON FUNCTION approvals.approver_stats(timestamptz, text) IS
     'Per actor, over the claims created since `since` that the caller sees: decisions, response times, what waits for them now';
 
+CREATE FUNCTION approvals.claim_stats_parts(since timestamptz DEFAULT now() - interval '30 days',
+                                            tenant text DEFAULT NULL)
+RETURNS TABLE(resource_type text, submitted bigint, approved bigint, rejected bigint,
+              cancelled bigint, expired bigint, pending bigint, overdue bigint,
+              decision_times interval[])
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_claim_stats_parts';
+COMMENT ON FUNCTION approvals.claim_stats_parts(timestamptz, text) IS
+    'claim_stats with every decision time instead of percentiles, for a router that merges several nodes';
+
+CREATE FUNCTION approvals.approver_stats_parts(since timestamptz DEFAULT now() - interval '30 days',
+                                               tenant text DEFAULT NULL)
+RETURNS TABLE(actor text, decisions bigint, approved bigint, rejected bigint, abstained bigint,
+              response_times interval[], assigned_pending bigint, assigned_overdue bigint)
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'approvals_approver_stats_parts';
+COMMENT ON FUNCTION approvals.approver_stats_parts(timestamptz, text) IS
+    'approver_stats with every response time instead of percentiles, for a router that merges several nodes';
+
 REVOKE ALL ON FUNCTION approvals.claim_stats(timestamptz, text),
-      approvals.approver_stats(timestamptz, text) FROM PUBLIC;
+      approvals.approver_stats(timestamptz, text),
+      approvals.claim_stats_parts(timestamptz, text),
+      approvals.approver_stats_parts(timestamptz, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION approvals.claim_stats(timestamptz, text),
-      approvals.approver_stats(timestamptz, text)
+      approvals.approver_stats(timestamptz, text),
+      approvals.claim_stats_parts(timestamptz, text),
+      approvals.approver_stats_parts(timestamptz, text)
       TO approvals_reader;
 
 -- Seeds 002 and 003: batches carry a reference and a tracking id; create_batch takes the

@@ -202,7 +202,9 @@ extern HTAB *ApStringHashCreate(const char *name, long nelem, Size entrysize,
 								MemoryContext cxt);
 extern void *ApStringHashSearch(HTAB *table, const char *key, HASHACTION action,
 								bool *found);
-extern char *ApNewId(const char *prefix);
+extern uint8 ApTenantKey(const char *tenant);
+extern char *ApNewId(const char *prefix, const char *tenant);
+extern char *ApNewTrackingId(const char *tenant);
 extern Datum ApCStringArrayDatum(char **items, int n);
 extern char **ApTextArrayToCStrings(Datum array, int *n);
 extern Datum ApTextArrayFromArgs(FunctionCallInfo fcinfo, int skip_argno);

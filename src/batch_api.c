@@ -106,13 +106,13 @@ approvals_create_batch(PG_FUNCTION_ARGS)
 	static const ApStmt sql = {
 		"INSERT INTO approvals.batches (id, tenant, coordinator, comment, action, status, "
 		"max_failures, max_failure_ratio, on_threshold, auto_retry, idempotency_key, "
-		"created_by, queued_at, reference) "
+		"created_by, queued_at, reference, tracking_id) "
 		"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-		"CASE WHEN $6 = 'queued' THEN now() END, $13)",
-		13, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, FLOAT4OID, TEXTOID, BOOLOID, TEXTOID, OIDOID, TEXTOID}
+		"CASE WHEN $6 = 'queued' THEN now() END, $13, $14::uuid)",
+		14, {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT4OID, FLOAT4OID, TEXTOID, BOOLOID, TEXTOID, OIDOID, TEXTOID, TEXTOID}
 	};
-	Datum		values[13];
-	bool		nulls[13];
+	Datum		values[14];
+	bool		nulls[14];
 	char	   *comment = ApArgCString(fcinfo, 2);
 	char	   *action = PG_ARGISNULL(3) ? "approve" : ApArgCString(fcinfo, 3);
 	bool		start = PG_ARGISNULL(4) ? true : PG_GETARG_BOOL(4);
@@ -156,7 +156,7 @@ approvals_create_batch(PG_FUNCTION_ARGS)
 
 	ApBegin(&call);
 	ApRequireTenant(&call.caller, tenant, "create batches");
-	id = ApNewId("bat_");
+	id = ApNewId("bat_", tenant);
 	if (idem_key)
 	{
 		char	   *existing = ApIdempotencyLookup("batch", call.caller.actor, idem_key,
@@ -194,6 +194,8 @@ approvals_create_batch(PG_FUNCTION_ARGS)
 	values[11] = ObjectIdGetDatum(call.caller.roleid);
 	nulls[12] = (reference == NULL);
 	values[12] = reference ? CStringGetTextDatum(reference) : (Datum) 0;
+	nulls[13] = false;
+	values[13] = CStringGetTextDatum(ApNewTrackingId(tenant));
 	ApExec(&sql, values, nulls, 0);
 
 	ApBatchInsertItems(id, PG_GETARG_DATUM(0), 0);

@@ -644,7 +644,7 @@ approvals_submit(PG_FUNCTION_ARGS)
 	ApRequireTenant(&call.caller, tenant, "submit claims");
 
 	if (id == NULL)
-		id = ApNewId("clm_");
+		id = ApNewId("clm_", tenant);
 
 	if (idem_key)
 	{

@@ -7,7 +7,9 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/cryptohash.h"
 #include "common/hashfn.h"
+#include "common/sha2.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -61,22 +63,69 @@ ApStringHashSearch(HTAB *table, const char *key, HASHACTION action, bool *found)
 	return hash_search(table, &key, action, found);
 }
 
-/* prefix + 16 lowercase hex characters of strong randomness. */
+/*
+ * The tenant's routing key: the first byte of SHA-256 of its name (a NULL
+ * tenant hashes as the empty string).  Ids carry it so that a router in front
+ * of several nodes (approvals_router) finds the partition of an id without a
+ * lookup; its SQL twin is approvals_router.tenant_key().
+ */
+uint8
+ApTenantKey(const char *tenant)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+	uint8		digest[PG_SHA256_DIGEST_LENGTH];
+	const char *s = tenant ? tenant : "";
+
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
+		pg_cryptohash_update(ctx, (const uint8 *) s, strlen(s)) < 0 ||
+		pg_cryptohash_final(ctx, digest, sizeof(digest)) < 0)
+		elog(ERROR, "could not compute SHA-256");
+	pg_cryptohash_free(ctx);
+	return digest[0];
+}
+
+/* n bytes of strong randomness, or an error. */
+static void
+ApRandomBytes(uint8 *bytes, int n)
+{
+	if (!pg_strong_random(bytes, n))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random id")));
+}
+
+/*
+ * prefix + 16 lowercase hex characters: the tenant's routing key (2), then
+ * 56 bits of strong randomness (14).
+ */
 char *
-ApNewId(const char *prefix)
+ApNewId(const char *prefix, const char *tenant)
 {
 	uint8		bytes[8];
 	StringInfoData buf;
 
-	if (!pg_strong_random(bytes, sizeof(bytes)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not generate a random id")));
+	bytes[0] = ApTenantKey(tenant);
+	ApRandomBytes(bytes + 1, sizeof(bytes) - 1);
 	initStringInfo(&buf);
 	appendStringInfoString(&buf, prefix);
 	for (int i = 0; i < (int) sizeof(bytes); i++)
 		appendStringInfo(&buf, "%02x", bytes[i]);
 	return buf.data;
+}
+
+/* A version 4 UUID whose first byte is the tenant's routing key (a batch's tracking_id). */
+char *
+ApNewTrackingId(const char *tenant)
+{
+	uint8		b[16];
+
+	b[0] = ApTenantKey(tenant);
+	ApRandomBytes(b + 1, sizeof(b) - 1);
+	b[6] = (b[6] & 0x0f) | 0x40;	/* version 4 */
+	b[8] = (b[8] & 0x3f) | 0x80;	/* RFC 4122 variant */
+	return psprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+					b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+					b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
 /* A text[] Datum from C strings (NULL items become NULL elements). */

@@ -241,7 +241,7 @@ approvals_delegate(PG_FUNCTION_ARGS)
 
 	ApBegin(&call);
 	ApRequireTenant(&call.caller, tenant, "delegate");
-	values[0] = CStringGetTextDatum(ApNewId("dlg_"));
+	values[0] = CStringGetTextDatum(ApNewId("dlg_", tenant));
 	nulls[1] = (tenant == NULL);
 	values[1] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
 	values[2] = CStringGetTextDatum(call.caller.actor);

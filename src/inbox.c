@@ -24,6 +24,8 @@
 #include "approvals.h"
 
 PG_FUNCTION_INFO_V1(approvals_inbox);
+PG_FUNCTION_INFO_V1(approvals_inbox_after);
+PG_FUNCTION_INFO_V1(approvals_inbox_key);
 
 /* The inbox order of a claim: rank of its priority, deadline (none last), age, id. */
 #define INBOX_RANK(c) \
@@ -59,23 +61,35 @@ ApInboxRefresh(char **claim_ids, int n)
 	ApExec(&insert_sql, values, NULL, 0);
 }
 
-/*
- * approvals.inbox(actor, page_limit, after): the pending claims on which the
- * actor is named now, directly or through an active delegation, in inbox
- * order, the page after claim `after`.
- */
-Datum
-approvals_inbox(PG_FUNCTION_ARGS)
+/* The inbox order key of claim `after`, one the caller may see (else P0002). */
+static void
+InboxKeyOf(const ApprovalsCaller *caller, const char *after, Datum *key)
 {
-	static const ApStmt after_sql = {
-		"SELECT " INBOX_RANK("c") ", coalesce(c.expires_at, 'infinity'), c.created_at, c.tenant "
+	static const ApStmt sql = {
+		"SELECT " INBOX_RANK("c") "::int2, coalesce(c.expires_at, 'infinity'), c.created_at, c.tenant "
 		"FROM approvals.claims c WHERE c.id = $1",
 		1, {TEXTOID}
 	};
-	enum
-	{
-		A_RANK = 1, A_EXPIRES_KEY, A_CREATED_AT, A_TENANT
-	};
+	Datum		a[1] = {CStringGetTextDatum(after)};
+	bool		isnull;
+
+	if (ApExec(&sql, a, NULL, 1) == 0 || !ApTenantAllowed(caller, ApGetCString(0, 4)))
+		ApReportNoClaim(after);
+	key[0] = ApGetDatum(0, 1, &isnull);
+	key[1] = ApGetDatum(0, 2, &isnull);
+	key[2] = ApGetDatum(0, 3, &isnull);
+	key[3] = a[0];
+}
+
+/*
+ * One inbox page of the actor named by argument 0 (page_limit argument 1), in
+ * inbox order: the first page when key is NULL, else the page after that key
+ * (rank, expires_key, created_at, id).  key_of, when given, is a claim id
+ * whose key is looked up once the caller is known.
+ */
+static Datum
+InboxPage(FunctionCallInfo fcinfo, const Datum *key, const char *key_of)
+{
 	/*
 	 * Per person (the actor, each covering delegator): the first page_limit
 	 * entries (after the key, for a next page), within the delegation's
@@ -115,7 +129,6 @@ approvals_inbox(PG_FUNCTION_ARGS)
 			TEXTOID}
 	};
 	char	   *actor_arg = ApArgCString(fcinfo, 0);
-	char	   *after = ApArgCString(fcinfo, 2);
 	int			page_limit;
 	ApprovalsCall call;
 	Datum		values[8];
@@ -139,21 +152,10 @@ approvals_inbox(PG_FUNCTION_ARGS)
 	values[1] = Int32GetDatum(page_limit);
 	values[2] = BoolGetDatum(call.caller.sees_all);
 	values[3] = ApVisibleTenants(call.caller.roleid);
-	if (after != NULL)
-	{
-		Datum		a[1] = {CStringGetTextDatum(after)};
-		bool		isnull;
-
-		/* the key of the previous page's last claim (one the caller may see) */
-		if (ApExec(&after_sql, a, NULL, 1) == 0)
-			ApReportNoClaim(after);
-		values[4] = Int16GetDatum(DatumGetInt32(ApGetDatum(0, A_RANK, &isnull)));
-		values[5] = ApGetDatum(0, A_EXPIRES_KEY, &isnull);
-		values[6] = ApGetDatum(0, A_CREATED_AT, &isnull);
-		values[7] = a[0];
-		if (!ApTenantAllowed(&call.caller, ApGetCString(0, A_TENANT)))
-			ApReportNoClaim(after);
-	}
+	if (key_of != NULL)
+		InboxKeyOf(&call.caller, key_of, values + 4);
+	else if (key != NULL)
+		memcpy(values + 4, key, 4 * sizeof(Datum));
 	/*
 	 * Only an index scan in the key's order: a bitmap scan of every entry of
 	 * the person, then a sort, is what a generic plan picks when it guesses
@@ -161,8 +163,74 @@ approvals_inbox(PG_FUNCTION_ARGS)
 	 */
 	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
-	n = ApExec(after ? &next_sql : &first_sql, values, NULL, 0);
+	n = ApExec((key_of || key) ? &next_sql : &first_sql, values, NULL, 0);
 	ApPutWholeRows((ReturnSetInfo *) fcinfo->resultinfo, n);
 	ApEnd(&call);
 	return (Datum) 0;
+}
+
+/*
+ * approvals.inbox(actor, page_limit, after): the pending claims on which the
+ * actor is named now, directly or through an active delegation, in inbox
+ * order, the page after claim `after`.
+ */
+Datum
+approvals_inbox(PG_FUNCTION_ARGS)
+{
+	return InboxPage(fcinfo, NULL, ApArgCString(fcinfo, 2));
+}
+
+/*
+ * approvals.inbox_after(actor, page_limit, after_rank, after_expires_key,
+ * after_created_at, after_id): the page after an inbox order key given
+ * whole, as approvals.inbox_key() returns it.  For a router in front of
+ * several nodes: the claim that ended the previous page lives on one node,
+ * and every node continues from its key.
+ */
+Datum
+approvals_inbox_after(PG_FUNCTION_ARGS)
+{
+	static const char *const names[4] = {"after_rank", "after_expires_key",
+	"after_created_at", "after_id"};
+	Datum		key[4];
+
+	for (int i = 0; i < 4; i++)
+	{
+		if (PG_ARGISNULL(2 + i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("%s must not be NULL", names[i]),
+					 errhint("Pass the four columns approvals.inbox_key() returns for the last claim of the previous page.")));
+		key[i] = PG_GETARG_DATUM(2 + i);
+	}
+	return InboxPage(fcinfo, key, NULL);
+}
+
+/*
+ * approvals.inbox_key(claim_id): the inbox order key of a claim the caller
+ * may see (rank, expires_key, created_at), to page with inbox_after.
+ */
+Datum
+approvals_inbox_key(PG_FUNCTION_ARGS)
+{
+	char	   *claim_id = ApArgCString(fcinfo, 0);
+	ApprovalsCall call;
+	Datum		key[4];
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	TupleDesc	desc;
+
+	ApResolveCaller(&call.caller, NULL);
+	ApRequireRole(call.caller.roleid, AP_ROLE_REVIEWER, "read an inbox");
+	if (claim_id == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("claim_id must not be NULL")));
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	ApBegin(&call);
+	InboxKeyOf(&call.caller, claim_id, key);
+	memcpy(values, key, sizeof(values));
+	ApEnd(&call);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
 }

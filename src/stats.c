@@ -23,6 +23,8 @@
 
 PG_FUNCTION_INFO_V1(approvals_claim_stats);
 PG_FUNCTION_INFO_V1(approvals_approver_stats);
+PG_FUNCTION_INFO_V1(approvals_claim_stats_parts);
+PG_FUNCTION_INFO_V1(approvals_approver_stats_parts);
 
 /* The claims of the window: created since $1, of tenant $2 (any when NULL), visible ($3, $4) */
 #define STATS_CLAIMS_WHERE \
@@ -85,26 +87,76 @@ StatsRun(FunctionCallInfo fcinfo, const ApStmt *sql)
 	return (Datum) 0;
 }
 
+/*
+ * The times of a group: its median and 90th percentile, or (for a router
+ * that merges several nodes' groups) every time, as an array.
+ */
+#define STATS_PERCENTILES(x, filter) \
+		"percentile_cont(0.5) WITHIN GROUP (ORDER BY " x ") " filter " AS t50, " \
+		"percentile_cont(0.9) WITHIN GROUP (ORDER BY " x ") " filter " AS t90"
+#define STATS_PERCENTILES_COLS "d.t50, d.t90"
+#define STATS_ALL_TIMES(x, filter) \
+		"array_agg(" x ") " filter " AS times"
+#define STATS_ALL_TIMES_COLS "d.times"
+
+#define CLAIM_STATS_SQL(times) \
+		"SELECT c.resource_type, count(*), " \
+		"count(*) FILTER (WHERE c.status = 'approved'), " \
+		"count(*) FILTER (WHERE c.status = 'rejected'), " \
+		"count(*) FILTER (WHERE c.status = 'cancelled'), " \
+		"count(*) FILTER (WHERE c.status = 'expired'), " \
+		"count(*) FILTER (WHERE c.status = 'pending'), " \
+		"count(*) FILTER (WHERE c.status = 'pending' AND c.expires_at <= now()), " \
+		times("c.decided_at - c.created_at", \
+			  "FILTER (WHERE c.status IN ('approved', 'rejected'))") " " \
+		"FROM approvals.claims c WHERE " STATS_CLAIMS_WHERE " " \
+		"GROUP BY c.resource_type ORDER BY c.resource_type"
+
+#define APPROVER_STATS_SQL(times) \
+		"WITH c AS (SELECT c.id FROM approvals.claims c WHERE " STATS_CLAIMS_WHERE "), " \
+		"e AS (SELECT e.actor, e.action, " \
+		"        e.at - lag(e.at) OVER (PARTITION BY e.claim_id ORDER BY e.id) AS response " \
+		"      FROM c JOIN approvals.events e ON e.claim_id = c.id), " \
+		"d AS (SELECT e.actor, count(*) AS decisions, " \
+		"        count(*) FILTER (WHERE e.action = 'approved') AS approved, " \
+		"        count(*) FILTER (WHERE e.action = 'rejected') AS rejected, " \
+		"        count(*) FILTER (WHERE e.action = 'abstained') AS abstained, " \
+		"        " times("e.response", "") " " \
+		"      FROM e WHERE e.action IN ('approved', 'rejected', 'abstained') " \
+		"      GROUP BY e.actor), " \
+		"a AS (SELECT i.actor, count(*) AS pending, " \
+		"        count(*) FILTER (WHERE i.expires_key <= now()) AS overdue " \
+		"      FROM c JOIN approvals.inbox_entries i ON i.claim_id = c.id GROUP BY i.actor) " \
+		"SELECT coalesce(d.actor, a.actor), coalesce(d.decisions, 0), coalesce(d.approved, 0), " \
+		"coalesce(d.rejected, 0), coalesce(d.abstained, 0), " times##_COLS ", " \
+		"coalesce(a.pending, 0), coalesce(a.overdue, 0) " \
+		"FROM d FULL JOIN a ON a.actor = d.actor ORDER BY 1"
+
 /* approvals.claim_stats(since, tenant): per resource type, counts and decision times. */
 Datum
 approvals_claim_stats(PG_FUNCTION_ARGS)
 {
 	static const ApStmt sql = {
-		"SELECT c.resource_type, count(*), "
-		"count(*) FILTER (WHERE c.status = 'approved'), "
-		"count(*) FILTER (WHERE c.status = 'rejected'), "
-		"count(*) FILTER (WHERE c.status = 'cancelled'), "
-		"count(*) FILTER (WHERE c.status = 'expired'), "
-		"count(*) FILTER (WHERE c.status = 'pending'), "
-		"count(*) FILTER (WHERE c.status = 'pending' AND c.expires_at <= now()), "
-		"percentile_cont(0.5) WITHIN GROUP (ORDER BY c.decided_at - c.created_at) "
-		"  FILTER (WHERE c.status IN ('approved', 'rejected')), "
-		"percentile_cont(0.9) WITHIN GROUP (ORDER BY c.decided_at - c.created_at) "
-		"  FILTER (WHERE c.status IN ('approved', 'rejected')) "
-		"FROM approvals.claims c WHERE " STATS_CLAIMS_WHERE " "
-		"GROUP BY c.resource_type ORDER BY c.resource_type",
+		CLAIM_STATS_SQL(STATS_PERCENTILES),
 		4, {TIMESTAMPTZOID, TEXTOID, BOOLOID, TEXTARRAYOID}
 	};
+
+	return StatsRun(fcinfo, &sql);
+}
+
+/*
+ * approvals.claim_stats_parts(since, tenant): claim_stats with every decision
+ * time of a group instead of its percentiles, so that a router can merge the
+ * groups of several nodes exactly.
+ */
+Datum
+approvals_claim_stats_parts(PG_FUNCTION_ARGS)
+{
+	static const ApStmt sql = {
+		CLAIM_STATS_SQL(STATS_ALL_TIMES),
+		4, {TIMESTAMPTZOID, TEXTOID, BOOLOID, TEXTARRAYOID}
+	};
+
 	return StatsRun(fcinfo, &sql);
 }
 
@@ -117,26 +169,21 @@ Datum
 approvals_approver_stats(PG_FUNCTION_ARGS)
 {
 	static const ApStmt sql = {
-		"WITH c AS (SELECT c.id FROM approvals.claims c WHERE " STATS_CLAIMS_WHERE "), "
-		"e AS (SELECT e.actor, e.action, "
-		"        e.at - lag(e.at) OVER (PARTITION BY e.claim_id ORDER BY e.id) AS response "
-		"      FROM c JOIN approvals.events e ON e.claim_id = c.id), "
-		"d AS (SELECT e.actor, count(*) AS decisions, "
-		"        count(*) FILTER (WHERE e.action = 'approved') AS approved, "
-		"        count(*) FILTER (WHERE e.action = 'rejected') AS rejected, "
-		"        count(*) FILTER (WHERE e.action = 'abstained') AS abstained, "
-		"        percentile_cont(0.5) WITHIN GROUP (ORDER BY e.response) AS p50, "
-		"        percentile_cont(0.9) WITHIN GROUP (ORDER BY e.response) AS p90 "
-		"      FROM e WHERE e.action IN ('approved', 'rejected', 'abstained') "
-		"      GROUP BY e.actor), "
-		"a AS (SELECT i.actor, count(*) AS pending, "
-		"        count(*) FILTER (WHERE i.expires_key <= now()) AS overdue "
-		"      FROM c JOIN approvals.inbox_entries i ON i.claim_id = c.id GROUP BY i.actor) "
-		"SELECT coalesce(d.actor, a.actor), coalesce(d.decisions, 0), coalesce(d.approved, 0), "
-		"coalesce(d.rejected, 0), coalesce(d.abstained, 0), d.p50, d.p90, "
-		"coalesce(a.pending, 0), coalesce(a.overdue, 0) "
-		"FROM d FULL JOIN a ON a.actor = d.actor ORDER BY 1",
+		APPROVER_STATS_SQL(STATS_PERCENTILES),
 		4, {TIMESTAMPTZOID, TEXTOID, BOOLOID, TEXTARRAYOID}
 	};
+
+	return StatsRun(fcinfo, &sql);
+}
+
+/* approvals.approver_stats_parts(since, tenant): approver_stats with every response time. */
+Datum
+approvals_approver_stats_parts(PG_FUNCTION_ARGS)
+{
+	static const ApStmt sql = {
+		APPROVER_STATS_SQL(STATS_ALL_TIMES),
+		4, {TIMESTAMPTZOID, TEXTOID, BOOLOID, TEXTARRAYOID}
+	};
+
 	return StatsRun(fcinfo, &sql);
 }

@@ -42,7 +42,7 @@ fi
 export AP_ROOT AP_PG_CONFIG AP_BIN AP_FSYNC AP_EXTRA_CONF AP_TIMEOUT
 
 # Debian packages the build and every test layer need.
-AP_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap postgresql-15-cron
+AP_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap postgresql-15-cron postgresql-15-plproxy
              libtap-parser-sourcehandler-pgtap-perl libipc-run-perl make gcc libc6-dev)
 
 ap_note() { printf 'note: %s\n' "$*"; }
