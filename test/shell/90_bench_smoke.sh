@@ -4,7 +4,7 @@
 # is wrong: bench.sh that every batch completed and every claim was decided exactly once by
 # run_queued and by the worker; single.sh that pgbench had no failed transaction and that every
 # approved claim has its audit event; inbox.sh that its pages equal plain SQL's and continue
-# one another. Runs last: the benchmarks recreate the extension in
+# one another; router.sh that its calls through approvals_router were decided on the node. Runs last: the benchmarks recreate the extension in
 # database postgres.
 #
 # Run by test/run.sh against its scratch cluster. Prints "ok N - ..." / "not ok N - ...".
@@ -33,6 +33,12 @@ if out=$(timeout 600 bash "$AP_ROOT/test/bench/inbox.sh" 2000 20 20 2>&1) \
     ok "inbox.sh (2000 claims, 20 approvers): every page equals plain SQL's, pages continue"
 else
     not_ok "inbox.sh"; sed 's/^/#   /' <<<"$out" | tail -n 20
+fi
+if out=$(timeout 600 bash "$AP_ROOT/test/bench/router.sh" 2 1 2 2>&1) \
+    && grep -q '^median ratio ' <<<"$out"; then
+    ok "router.sh (2 s, 1 round, 2 clients): calls through the router reached the node, none failed"
+else
+    not_ok "router.sh"; sed 's/^/#   /' <<<"$out" | tail -n 20
 fi
 PGOPTIONS='-c client_min_messages=warning' sql -c "DROP SCHEMA IF EXISTS plain CASCADE" \
     -c "DROP TABLE IF EXISTS ids, floor_items, g_items" >/dev/null
