@@ -2,7 +2,7 @@
 -- boundary, NULL / empty / enum / range errors, explicit ids, supersede on
 -- resubmit and idempotency keys.
 BEGIN;
-SELECT plan(100);
+SELECT plan(105);
 
 CREATE FUNCTION pg_temp.q(sql text) RETURNS text LANGUAGE plpgsql AS $f$
 DECLARE r text;
@@ -329,6 +329,27 @@ SELECT is(pg_temp.q($$SELECT (approvals.submit('t02_idem', 'i-3', 'h', idempoten
 RESET ROLE;
 SELECT is((SELECT count(*)::int FROM approvals.claims WHERE resource_type = 't02_idem' AND resource_id = 'i-3'), 1,
           'idempotency: still one claim for i-3');
+
+-- Routing keys: generated ids carry the first byte of SHA-256 of the tenant (the empty string
+-- for NULL) as their first two hex digits; a batch's tracking_id as its first byte.
+CREATE FUNCTION pg_temp.tk(t text) RETURNS text LANGUAGE sql AS
+    $f$ SELECT encode(substr(sha256(convert_to(coalesce(t, ''), 'UTF8')), 1, 1), 'hex') $f$;
+SELECT is(ARRAY(SELECT substr((approvals.submit('t02_key', 'k-' || coalesce(t, 'null'), 'h', tenant => t,
+                                                actor => 'usr_req')).id, 5, 2) || '=' || pg_temp.tk(t)
+                FROM unnest(ARRAY['acme', 'globex', 'ä-ünïcode', NULL]) t),
+          ARRAY(SELECT pg_temp.tk(t) || '=' || pg_temp.tk(t) FROM unnest(ARRAY['acme', 'globex', 'ä-ünïcode', NULL]) t),
+          'a claim id carries its tenant''s routing key (acme, globex, a non-ASCII name, NULL)');
+SELECT ok((SELECT bool_and(id ~ '^clm_[0-9a-f]{16}$') FROM approvals.claims WHERE resource_type = 't02_key'),
+          'routed ids are still clm_ + 16 lowercase hex');
+SELECT is((SELECT substr(b.id, 5, 2) || ' ' || left(b.tracking_id::text, 2)
+             FROM approvals.create_batch(ARRAY(SELECT id FROM approvals.claims WHERE resource_type = 't02_key' AND tenant = 'acme'),
+                                         tenant => 'acme', coordinator => 'usr_coord', start => false) b),
+          pg_temp.tk('acme') || ' ' || pg_temp.tk('acme'), 'a batch id and its tracking_id carry the tenant''s key');
+SELECT is((SELECT substr(d.id, 5, 2) FROM approvals.delegate('usr_dlg_to', tenant => 'globex', delegator => 'usr_dlg_from') d),
+          pg_temp.tk('globex'), 'a delegation id carries its tenant''s key');
+SELECT is((SELECT count(DISTINCT substr(id, 7)) FROM (SELECT (approvals.submit('t02_key', 'rnd-' || g, 'h', tenant => 'acme',
+                                                                            actor => 'usr_req')).id FROM generate_series(1, 200) g) s),
+          200::bigint, 'the 14 random hex digits differ from claim to claim');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -10,7 +10,7 @@
 -- pg_temp.holders(claim) asks the inbox of every person of this file (as the
 -- superuser, actor => ...) and lists those whose inbox holds the claim.
 BEGIN;
-SELECT plan(105);
+SELECT plan(112);
 
 CREATE FUNCTION pg_temp.q(sql text) RETURNS text LANGUAGE plpgsql AS $f$
 DECLARE r text;
@@ -260,6 +260,28 @@ SELECT is(pg_temp.code($$SELECT count(*) FROM approvals.inbox(actor => 'usr_o', 
 SELECT is(pg_temp.code($$SELECT count(*) FROM approvals.inbox(actor => 'usr_o', after => 'tap24_nope')$$), 'ERROR P0002',
           'an unknown after id is P0002');
 SELECT is(pg_temp.code($$SELECT count(*) FROM approvals.inbox(actor => repeat('a', 129))$$), 'ERROR 22001', 'an actor of 129 characters is 22001');
+
+-- inbox_key / inbox_after: the same pages from an order key given whole (a router's way)
+SELECT is((SELECT format('%s %s %s', k.rank, k.expires_key = 'infinity', k.created_at = c.created_at)
+             FROM approvals.inbox_key('tap24_o6') k, approvals.claims c WHERE c.id = 'tap24_o6'),
+          '1 f t', 'inbox_key: rank 1 (high), its deadline, its created_at');
+SELECT is((SELECT format('%s %s', k.rank, k.expires_key) FROM approvals.inbox_key('tap24_o1') k),
+          '3 infinity', 'inbox_key of a low claim without a deadline: rank 3, infinity');
+SELECT is(ARRAY(SELECT lim || ':' || aft FROM generate_series(1, 4) lim,
+                unnest(string_to_array(pg_temp.inb('usr_o'), ' ')) aft
+                WHERE (SELECT coalesce(string_agg(i.id, ' ' ORDER BY i.ordinality), '')
+                         FROM approvals.inbox_key(aft) k,
+                              approvals.inbox_after('usr_o', lim, k.rank, k.expires_key, k.created_at, aft)
+                              WITH ORDINALITY AS i)
+                   <> (SELECT coalesce(string_agg(i.id, ' ' ORDER BY i.ordinality), '')
+                         FROM approvals.inbox('usr_o', lim, aft) WITH ORDINALITY AS i)),
+          '{}'::text[], 'inbox_after from inbox_key equals inbox after that id, for every claim and page sizes 1..4');
+SELECT is(pg_temp.code($$SELECT count(*) FROM approvals.inbox_after('usr_o', 2, NULL, 'infinity', now(), 'x')$$), 'ERROR 22004',
+          'inbox_after: a NULL part of the key is 22004');
+SELECT is(pg_temp.code($$SELECT count(*) FROM approvals.inbox_after('usr_o', 0, 1::int2, 'infinity', now(), 'x')$$), 'ERROR 22023',
+          'inbox_after: page_limit 0 is 22023');
+SELECT is(pg_temp.code($$SELECT * FROM approvals.inbox_key('tap24_nope')$$), 'ERROR P0002', 'inbox_key of an unknown claim is P0002');
+SELECT is(pg_temp.code($$SELECT * FROM approvals.inbox_key(NULL)$$), 'ERROR 22004', 'inbox_key(NULL) is 22004');
 
 -- ---------------------------------------------------------------------------
 -- Callers: the actor rule, roles, tenant isolation

@@ -16,7 +16,7 @@
 -- percentile_cont and percentile_disc agree (p50 = the 6th, p90 = the 10th).
 -- Everything is rolled back.
 BEGIN;
-SELECT plan(39);
+SELECT plan(44);
 
 CREATE FUNCTION pg_temp.q(sql text) RETURNS text LANGUAGE plpgsql AS $f$
 DECLARE r text;
@@ -293,6 +293,30 @@ SELECT is(pg_temp.aps(now() - interval '30 days') @> ARRAY['(usr26_p,1,1,0,0,00:
           true, 'after usr26_p approves c26_q2: usr26_p has a decision and waits on 2, usr26_q is waited for');
 SELECT is((SELECT row(s.*)::text FROM approvals.claim_stats() s WHERE resource_type = 'rt26_r'),
           '(rt26_r,18,7,4,0,0,7,1,00:05:00,00:09:00)', 'claim_stats: c26_q2 is still pending (quorum 2)');
+
+-- the *_parts forms: the same groups with every time, from which a router merges nodes exactly
+SELECT is(ARRAY(SELECT row(s.resource_type, s.submitted, s.approved, s.rejected, s.cancelled, s.expired, s.pending, s.overdue,
+                           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(s.decision_times) x),
+                           (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY x) FROM unnest(s.decision_times) x))::text
+                FROM approvals.claim_stats_parts() s WHERE s.resource_type LIKE 'rt26%' ORDER BY 1),
+          ARRAY(SELECT row(s.*)::text FROM approvals.claim_stats() s WHERE s.resource_type LIKE 'rt26%' ORDER BY 1),
+          'claim_stats_parts: the counts of claim_stats, and its percentiles over decision_times');
+SELECT is((SELECT cardinality(decision_times) FROM approvals.claim_stats_parts() WHERE resource_type = 'rt26_r'),
+          (SELECT (approved + rejected)::int FROM approvals.claim_stats() WHERE resource_type = 'rt26_r'),
+          'claim_stats_parts: one decision time per approved or rejected claim');
+SELECT is(ARRAY(SELECT row(s.actor, s.decisions, s.approved, s.rejected, s.abstained,
+                           (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(s.response_times) x),
+                           (SELECT percentile_cont(0.9) WITHIN GROUP (ORDER BY x) FROM unnest(s.response_times) x),
+                           s.assigned_pending, s.assigned_overdue)::text
+                FROM approvals.approver_stats_parts() s ORDER BY 1),
+          ARRAY(SELECT row(s.*)::text FROM approvals.approver_stats() s ORDER BY 1),
+          'approver_stats_parts: the counts of approver_stats, and its percentiles over response_times');
+SET ROLE t26_adm;
+SELECT is(ARRAY(SELECT actor FROM approvals.approver_stats_parts(tenant => 't26_tb') ORDER BY 1), ARRAY['usr26_t'],
+          'approver_stats_parts takes the tenant as approver_stats does');
+RESET ROLE;
+SELECT throws_ok($$SELECT * FROM approvals.claim_stats_parts(tenant => repeat('t', 129))$$, '22001', NULL,
+                 'claim_stats_parts: a tenant of 129 characters is 22001');
 
 SELECT * FROM finish();
 ROLLBACK;
