@@ -69,6 +69,21 @@ BEGIN
         RAISE EXCEPTION 'partition % has a NULL connection string', array_position(conninfos, NULL) - 1
             USING ERRCODE = '22004';
     END IF;
+    -- PL/Proxy shares a node's connection between partitions whose strings are equal; the
+    -- same node spelled two ways would run every call on every node twice on it.
+    SELECT format('partitions %s and %s name the same node in two spellings: %L and %L',
+                  a.i - 1, b.i - 1, conninfos[a.i], conninfos[b.i])
+      INTO name
+      FROM generate_subscripts(conninfos, 1) a(i), generate_subscripts(conninfos, 1) b(i)
+     WHERE a.i < b.i AND conninfos[a.i] <> conninfos[b.i]
+       AND ARRAY(SELECT t FROM regexp_split_to_table(btrim(conninfos[a.i]), '\s+') t ORDER BY t)
+         = ARRAY(SELECT t FROM regexp_split_to_table(btrim(conninfos[b.i]), '\s+') t ORDER BY t)
+     LIMIT 1;
+    IF name IS NOT NULL THEN
+        RAISE EXCEPTION '%', name
+            USING ERRCODE = '22023',
+                  HINT = 'Repeat a node''s connection string exactly: PL/Proxy tells nodes apart by the string.';
+    END IF;
     SELECT array_agg(split_part(o, '=', 1)) INTO current
     FROM pg_foreign_server s, unnest(s.srvoptions) o
     WHERE s.srvname = 'approvals_nodes' AND o ~ '^p[0-9]+=';
