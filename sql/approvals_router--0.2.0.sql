@@ -552,15 +552,16 @@ RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    p integer := coalesce(page, 1);       -- NULL means the default, as on a node
+    l integer := coalesce("limit", 20);
 BEGIN
-    page := coalesce(page, 1);
-    "limit" := coalesce("limit", 20);
-    PERFORM approvals_router.check_page(page, "limit");
+    PERFORM approvals_router.check_page(p, l);
     RETURN jsonb_build_object(
         'data', coalesce((SELECT jsonb_agg(s.summary ORDER BY s.created_at DESC, s.id DESC)
-                          FROM (SELECT * FROM approvals_router.api_list_batches_each(page, "limit") e
+                          FROM (SELECT * FROM approvals_router.api_list_batches_each(p, l) e
                                 ORDER BY e.created_at DESC, e.id DESC
-                                OFFSET (page - 1)::bigint * "limit" LIMIT "limit") s), '[]'::jsonb),
+                                OFFSET (p - 1)::bigint * l LIMIT l) s), '[]'::jsonb),
         'pagination', jsonb_build_object(
             'page', page, 'limit', "limit",
             'total', (SELECT coalesce(sum(n), 0) FROM approvals_router.batch_count_each() n)));
@@ -649,23 +650,27 @@ RETURNS SETOF approvals.claims
 AS $$
 DECLARE
     k record;
+    rows approvals_router.claim[];
 BEGIN
+    -- The nodes check the arguments, in their order (actor, role, page_limit, after): a bad
+    -- page_limit goes to them as a first page, and every node's rows are fetched before the
+    -- merge's LIMIT (LIMIT 0 would not ask them at all).
+    IF after IS NOT NULL AND (page_limit IS NULL OR page_limit NOT BETWEEN 1 AND 1000) THEN
+        after := NULL;
+    END IF;
     IF after IS NULL THEN
-        RETURN QUERY
-            SELECT * FROM approvals_router.inbox_first_each(actor, page_limit) c
-            ORDER BY approvals_router.inbox_rank(c.priority), coalesce(c.expires_at, 'infinity'),
-                     c.created_at, c.id
-            LIMIT page_limit;
+        rows := ARRAY(SELECT c FROM approvals_router.inbox_first_each(actor, page_limit) c);
     ELSE
         -- The previous page's last claim lives on one node: its key, then every node's next page.
         SELECT * INTO k FROM approvals_router.inbox_key(after);
-        RETURN QUERY
-            SELECT * FROM approvals_router.inbox_after_each(actor, page_limit, k.rank, k.expires_key,
-                                                            k.created_at, after) c
-            ORDER BY approvals_router.inbox_rank(c.priority), coalesce(c.expires_at, 'infinity'),
-                     c.created_at, c.id
-            LIMIT page_limit;
+        rows := ARRAY(SELECT c FROM approvals_router.inbox_after_each(actor, page_limit, k.rank,
+                                                                      k.expires_key, k.created_at, after) c);
     END IF;
+    RETURN QUERY
+        SELECT c.* FROM unnest(rows) c
+        ORDER BY approvals_router.inbox_rank(c.priority), coalesce(c.expires_at, 'infinity'),
+                 c.created_at, c.id
+        LIMIT page_limit;
 END
 $$;
 COMMENT ON FUNCTION approvals.inbox(text, integer, text) IS
