@@ -7,6 +7,7 @@
 # transactions/s and the median ratio (router / direct; the router's cost per call is the rest).
 #   submit+decide  approvals.submit then approvals.decide (two calls, two node transactions)
 #   decide         approvals.decide alone on a pending claim
+#   decide, 1 client   the average latency of one decide, router and direct, and the difference
 # On one machine router and node share the 2 cores, so the ratio includes the router's own
 # CPU; with the router on its own server the node's throughput is what limits.
 #
@@ -44,6 +45,10 @@ bq <<SQL
 INSERT INTO approvals.claims (id, resource_type, resource_id, kind, snapshot_hash, status, requester)
 SELECT v || '-' || c || '-' || n, 'bench-d', v || c || '-' || n, 'data_review', 'h', 'pending', 'req'
 FROM unnest(ARRAY['r', 'd']) v, generate_series(0, $CLIENTS - 1) c, generate_series(1, $((ROUNDS * QUOTA))) n;
+-- for the one-client latency: client 0 of prefixes lr and ld
+INSERT INTO approvals.claims (id, resource_type, resource_id, kind, snapshot_hash, status, requester)
+SELECT v || '-0-' || n, 'bench-d', v || '0-' || n, 'data_review', 'h', 'pending', 'req'
+FROM unnest(ARRAY['lr', 'ld']) v, generate_series(1, $((SECS * 5000 + 1000))) n;
 VACUUM ANALYZE approvals.claims, approvals.events;
 CHECKPOINT;
 SQL
@@ -83,6 +88,18 @@ for ((i = 0; i < ROUNDS; i++)); do
         if [[ $v == both ]]; then r_both+=("$ratio"); else r_decide+=("$ratio"); fi
     done
 done
+# One client: what a call waits for, the round trip to the node included.
+lat() {
+    local script=$1 db=$2 offset=$3 v=$4 out
+    out=$(ap_as_pg "$AP_BIN/pgbench" -n -M prepared -h "$AP_PGHOST" -p "$AP_PGPORT" -U postgres \
+        -c 1 -T "$SECS" -D n="$offset" -D v="$v" -f "$SCRIPTS/$script" "$db" 2>&1) \
+        || { printf '%s\n' "$out" >&2; ap_die "pgbench $script on $db failed"; }
+    sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p' <<<"$out"
+}
+lr=$(lat decide.sql "$ROUTER" 0 lr)
+ld=$(lat decide.sql postgres 0 ld)
+printf '%-15s %6s %12s %12s %8s\n' "decide, 1 client" "" "$lr ms" "$ld ms" \
+    "+$(awk -v r="$lr" -v d="$ld" 'BEGIN { printf "%.3f", r - d }') ms"
 # the router's decisions reached the node: every claim decided through it is approved there
 bad=$(bq -c "SELECT count(*) FROM approvals.claims WHERE resource_type = 'bench-d' AND id LIKE 'r-%'
              AND status = 'approved' AND NOT EXISTS (SELECT FROM approvals.events e
