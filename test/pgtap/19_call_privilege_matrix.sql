@@ -26,7 +26,7 @@
 -- by 8 (pass 1) + the number of its "denied" cells if its basis is the role
 -- table (pass 2).
 BEGIN;
-SELECT plan(592);
+SELECT plan(640);
 
 -- ---------------------------------------------------------------------------
 -- Roles
@@ -80,12 +80,14 @@ INSERT INTO pm_matrix (fn, basis, reader, requester, reviewer, coordinator, admi
     ('submit',             'role table', 'denied',  'allowed', 'denied',  'denied',  'denied',  'allowed', 'denied', 'denied'),
     ('api_submit',         'role table', 'denied',  'allowed', 'denied',  'denied',  'denied',  'allowed', 'denied', 'denied'),
     ('cancel_claim',       'role table', 'denied',  'allowed', 'denied',  'denied',  'allowed', 'allowed', 'denied', 'denied'),
-    -- approvals_reviewer: decide, api_respond, delegate, revoke_delegation, inbox; admin: revoke_delegation (any)
+    -- approvals_reviewer: decide, api_respond, delegate, revoke_delegation, inbox (inbox_key, inbox_after); admin: revoke_delegation (any)
     ('decide',             'role table', 'denied',  'denied',  'allowed', 'denied',  'denied',  'allowed', 'denied', 'denied'),
     ('api_respond',        'role table', 'denied',  'denied',  'allowed', 'denied',  'denied',  'allowed', 'denied', 'denied'),
     ('delegate',           'role table', 'denied',  'denied',  'allowed', 'denied',  'denied',  'allowed', 'denied', 'denied'),
     ('revoke_delegation',  'role table', 'denied',  'denied',  'allowed', 'denied',  'allowed', 'allowed', 'denied', 'denied'),
     ('inbox',              'role table', 'denied',  'denied',  'allowed', 'denied',  'denied',  'allowed', 'denied', 'denied'),
+    ('inbox_key',          'role table', 'denied',  'denied',  'allowed', 'denied',  'denied',  'allowed', 'denied', 'denied'),
+    ('inbox_after',        'role table', 'denied',  'denied',  'allowed', 'denied',  'denied',  'allowed', 'denied', 'denied'),
     -- approvals_coordinator: create/update/start/process/cancel/wait, run_queued (also admin), api_*_batch
     ('create_batch',       'role table', 'denied',  'denied',  'denied',  'allowed', 'denied',  'allowed', 'denied', 'denied'),
     ('update_batch',       'role table', 'denied',  'denied',  'denied',  'allowed', 'denied',  'allowed', 'denied', 'denied'),
@@ -115,12 +117,14 @@ INSERT INTO pm_matrix (fn, basis, reader, requester, reviewer, coordinator, admi
     ('expire_due',         'role table', 'denied',  'denied',  'denied',  'denied',  'allowed', 'denied',  'denied', 'denied'),
     ('purge_batches',      'role table', 'denied',  'denied',  'denied',  'denied',  'allowed', 'denied',  'denied', 'denied'),
     -- audit seals and statistics (README "Audit seals", "Statistics"): seal_audit is the admin's;
-    -- verify_audit, audit_head, claim_stats and approver_stats every reader's
+    -- verify_audit, audit_head, claim_stats and approver_stats (and their _parts) every reader's
     ('seal_audit',         'role table', 'denied',  'denied',  'denied',  'denied',  'allowed', 'denied',  'denied', 'denied'),
     ('verify_audit',       'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('audit_head',         'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('claim_stats',        'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('approver_stats',     'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
+    ('claim_stats_parts',  'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
+    ('approver_stats_parts', 'role table', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     -- helpers of the JSON layer and of row-level security (README: "callable", roles unstated)
     ('sees_all_tenants',   'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('visible_tenants',    'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
@@ -184,6 +188,8 @@ INSERT INTO pm_calls VALUES
     ('delegate',           $$SELECT approvals.delegate('usr_pm_dlg')$$),
     ('revoke_delegation',  $$SELECT approvals.revoke_delegation('dlg_' || left(md5(current_user), 16))$$),
     ('inbox',              $$SELECT count(*) FROM approvals.inbox()$$),
+    ('inbox_key',          $$SELECT approvals.inbox_key('pm_d1')$$),
+    ('inbox_after',        $$SELECT count(*) FROM approvals.inbox_after(NULL, 5, 2::int2, 'infinity', now(), 'pm_d1')$$),
     ('api_respond',        $$SELECT approvals.api_respond('pm_d1', '{"outcome": "approved"}')$$),
     ('create_batch',       $$SELECT approvals.create_batch(ARRAY['pm_bc2'])$$),
     ('update_batch',       $$SELECT approvals.update_batch({pending}, comment => 'pm')$$),
@@ -212,6 +218,8 @@ INSERT INTO pm_calls VALUES
     ('audit_head',         $$SELECT count(*) FROM approvals.audit_head()$$),
     ('claim_stats',        $$SELECT count(*) FROM approvals.claim_stats()$$),
     ('approver_stats',     $$SELECT count(*) FROM approvals.approver_stats()$$),
+    ('claim_stats_parts',  $$SELECT count(*) FROM approvals.claim_stats_parts()$$),
+    ('approver_stats_parts', $$SELECT count(*) FROM approvals.approver_stats_parts()$$),
     ('sees_all_tenants',   $$SELECT approvals.sees_all_tenants()$$),
     ('visible_tenants',    $$SELECT approvals.visible_tenants()$$),
     ('json_ts',            $$SELECT approvals.json_ts(now())$$),
