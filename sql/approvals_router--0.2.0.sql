@@ -180,6 +180,14 @@ $$;
 COMMENT ON FUNCTION approvals_router.submit_key(text, text) IS
     'The routing key of a submit: the tenant''s; an id chosen by the caller must carry it';
 
+CREATE FUNCTION approvals_router.tenant_keys(tenant text) RETURNS SETOF integer
+    LANGUAGE sql STABLE
+    AS $$ SELECT approvals_router.tenant_key(tenant) WHERE tenant IS NOT NULL
+          UNION ALL
+          SELECT partition FROM approvals_router.partitions WHERE tenant IS NULL $$;
+COMMENT ON FUNCTION approvals_router.tenant_keys(text) IS
+    'Where a call about one tenant, or about every tenant (NULL), runs: that tenant''s partition, or every partition';
+
 CREATE FUNCTION approvals_router.partition_of(tenant text) RETURNS integer
     LANGUAGE sql STABLE
     RETURN approvals_router.tenant_key(tenant)
@@ -712,7 +720,7 @@ RETURNS TABLE(resource_type text, submitted bigint, approved bigint, rejected bi
               cancelled bigint, expired bigint, pending bigint, overdue bigint,
               decision_times interval[])
     LANGUAGE plproxy AS $$
-    CLUSTER 'approvals_nodes'; RUN ON ALL;
+    CLUSTER 'approvals_nodes'; RUN ON approvals_router.tenant_keys(tenant);
     SELECT * FROM approvals.claim_stats_parts(since, tenant);
 $$;
 CREATE FUNCTION approvals.claim_stats(since timestamptz DEFAULT now() - interval '30 days',
@@ -739,7 +747,7 @@ CREATE FUNCTION approvals_router.approver_stats_each(since timestamptz, tenant t
 RETURNS TABLE(actor text, decisions bigint, approved bigint, rejected bigint, abstained bigint,
               response_times interval[], assigned_pending bigint, assigned_overdue bigint)
     LANGUAGE plproxy AS $$
-    CLUSTER 'approvals_nodes'; RUN ON ALL;
+    CLUSTER 'approvals_nodes'; RUN ON approvals_router.tenant_keys(tenant);
     SELECT * FROM approvals.approver_stats_parts(since, tenant);
 $$;
 CREATE FUNCTION approvals.approver_stats(since timestamptz DEFAULT now() - interval '30 days',
