@@ -220,23 +220,28 @@ done
 
 CONN=()
 for i in 1 2 3; do CONN[i]="host=${NODE_HOST[i]} port=${NODE_PORT[i]} dbname=postgres"; done
-PARTS="ARRAY['${CONN[1]}', '${CONN[2]}', '${CONN[3]}', '${CONN[1]}']"
+# The router is set up by the README's block ("Several nodes", the ```sh block that starts with
+# "# set up a router"), run as written.
+awk '/^```sh$/ { inb = 1; n = 0; next } inb && /^```$/ { inb = 0; if (found) exit; next }
+     inb { if (n++ == 0 && $0 ~ /^# set up a router/) found = 1; if (found) print }' \
+    "$AP_ROOT/README.md" >"$TMP/setup.sh"
+if [[ ! -s $TMP/setup.sh ]]; then
+    not_ok "the README has the router set-up block (a \`\`\`sh block starting with '# set up a router')"
+    exit 1
+fi
 if out=$(sql -c "CREATE DATABASE $RDB" 2>&1 \
-         && PGOPTIONS='-c client_min_messages=warning' rsql -c "CREATE EXTENSION plproxy" \
-                -c "CREATE EXTENSION approvals_router" 2>&1); then
-    ok "router database $RDB: CREATE EXTENSION plproxy; CREATE EXTENSION approvals_router"
+         && env PATH="$AP_BIN:$PATH" ROUTER="host=$AP_PGHOST port=$AP_PGPORT dbname=$RDB user=postgres" \
+                NODE1="${CONN[1]}" NODE2="${CONN[2]}" NODE3="${CONN[3]}" \
+                timeout 120 bash "$TMP/setup.sh" 2>&1); then
+    ok "the README's set-up block runs: plproxy, approvals_router, partitions [node1, node2, node3, node1]"
 else
-    not_ok "router database $RDB: CREATE EXTENSION plproxy; CREATE EXTENSION approvals_router"
+    not_ok "the README's set-up block runs"
     diag "$out"
     exit 1
 fi
-if out=$(rsql -c "SELECT approvals_router.set_partitions($PARTS)" 2>&1); then
-    ok "set_partitions(ARRAY[node1, node2, node3, node1])"
-else
-    not_ok "set_partitions(ARRAY[node1, node2, node3, node1])"
-    diag "$out"
-    exit 1
-fi
+check "set_partitions made four partitions on the three nodes" \
+    "0 ${CONN[1]}|1 ${CONN[2]}|2 ${CONN[3]}|3 ${CONN[1]}" \
+    "$(rsql -c "SELECT string_agg(partition || ' ' || conninfo, '|' ORDER BY partition) FROM approvals_router.partitions")"
 # the slow handler of the node-down test, set on every node through the router
 check "set_handler through the router sets the handler on every node" "ok|t t t" \
     "$(error_of postgres "SELECT approvals.set_handler('ap75_slow', 'public.ap75_slow(approvals.claims, approvals.events)')")|$(node_counts "SELECT count(*) = 1 FROM approvals.handlers WHERE resource_type = 'ap75_slow'" 2>&1)"
