@@ -370,11 +370,11 @@ RETURNS SETOF approvals.claims
 COMMENT ON FUNCTION approvals.inbox(text, integer, text) IS
     'The pending claims waiting for the actor by name (directly or through a delegation), a page after claim id `after`';
 
-CREATE FUNCTION approvals.inbox_key(claim_id text,
+CREATE FUNCTION approvals.inbox_key(claim_id text, actor text DEFAULT NULL,
     OUT rank smallint, OUT expires_key timestamptz, OUT created_at timestamptz)
     LANGUAGE c STABLE
     AS 'MODULE_PATHNAME', 'approvals_inbox_key';
-COMMENT ON FUNCTION approvals.inbox_key(text) IS
+COMMENT ON FUNCTION approvals.inbox_key(text, text) IS
     'The inbox order key of a claim (rank, expires_key, created_at), to continue a page with inbox_after';
 
 CREATE FUNCTION approvals.inbox_after(actor text, page_limit integer, after_rank smallint,
@@ -431,7 +431,7 @@ REVOKE ALL ON FUNCTION
       approvals.drop_policy(text, text, text),
       approvals.delegate(text, timestamptz, timestamptz, text, text, numeric, text, text),
       approvals.revoke_delegation(text, text),
-      approvals.inbox(text, integer, text), approvals.inbox_key(text),
+      approvals.inbox(text, integer, text), approvals.inbox_key(text, text),
       approvals.inbox_after(text, integer, smallint, timestamptz, timestamptz, text),
       approvals.api_submit(jsonb), approvals.api_respond(text, jsonb, text)
       FROM PUBLIC;
@@ -444,7 +444,7 @@ GRANT EXECUTE ON FUNCTION approvals.decide(text, text, text, text, text, text),
       approvals.api_respond(text, jsonb, text),
       approvals.delegate(text, timestamptz, timestamptz, text, text, numeric, text, text),
       approvals.inbox(text, integer, text),
-      approvals.inbox_key(text),
+      approvals.inbox_key(text, text),
       approvals.inbox_after(text, integer, smallint, timestamptz, timestamptz, text)
       TO approvals_reviewer;
 GRANT EXECUTE ON FUNCTION approvals.revoke_delegation(text, text)

@@ -555,11 +555,11 @@ RETURNS SETOF approvals.claims
 COMMENT ON FUNCTION approvals.inbox(text, integer, text) IS
     'The pending claims waiting for the actor by name (directly or through a delegation), a page after claim id `after`';
 
-CREATE FUNCTION approvals.inbox_key(claim_id text,
+CREATE FUNCTION approvals.inbox_key(claim_id text, actor text DEFAULT NULL,
     OUT rank smallint, OUT expires_key timestamptz, OUT created_at timestamptz)
     LANGUAGE c STABLE
     AS 'MODULE_PATHNAME', 'approvals_inbox_key';
-COMMENT ON FUNCTION approvals.inbox_key(text) IS
+COMMENT ON FUNCTION approvals.inbox_key(text, text) IS
     'The inbox order key of a claim (rank, expires_key, created_at), to continue a page with inbox_after';
 
 CREATE FUNCTION approvals.inbox_after(actor text, page_limit integer, after_rank smallint,
@@ -1014,7 +1014,7 @@ GRANT EXECUTE ON FUNCTION approvals.decide(text, text, text, text, text, text),
       approvals.api_respond(text, jsonb, text),
       approvals.delegate(text, timestamptz, timestamptz, text, text, numeric, text, text),
       approvals.inbox(text, integer, text),
-      approvals.inbox_key(text),
+      approvals.inbox_key(text, text),
       approvals.inbox_after(text, integer, smallint, timestamptz, timestamptz, text)
       TO approvals_reviewer;
 GRANT EXECUTE ON FUNCTION approvals.revoke_delegation(text, text)

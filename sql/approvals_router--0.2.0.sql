@@ -69,6 +69,19 @@ BEGIN
         RAISE EXCEPTION 'partition % has a NULL connection string', array_position(conninfos, NULL) - 1
             USING ERRCODE = '22004';
     END IF;
+    -- The node must see the caller: PL/Proxy connects as the calling role only when the
+    -- string names no user (and it cannot add one to a URI).
+    SELECT format('partition %s: %L names a user, a password or is a URI', i - 1, conninfos[i])
+      INTO name
+      FROM generate_subscripts(conninfos, 1) i
+     WHERE conninfos[i] ~* '(^|[[:space:]])(user|password|passfile)[[:space:]]*='
+        OR conninfos[i] ~* '^[a-z]+://'
+     LIMIT 1;
+    IF name IS NOT NULL THEN
+        RAISE EXCEPTION '%', name
+            USING ERRCODE = '22023',
+                  HINT = 'Give host, port, dbname and the like as key=value pairs: PL/Proxy connects as the calling role, and a password belongs in a user mapping (CREATE USER MAPPING FOR role SERVER approvals_nodes OPTIONS (password ...), as a superuser) or in the router''s .pgpass.';
+    END IF;
     -- PL/Proxy shares a node's connection between partitions whose strings are equal; the
     -- same node spelled two ways would run every call on every node twice on it.
     SELECT format('partitions %s and %s name the same node in two spellings: %L and %L',
@@ -158,6 +171,12 @@ CREATE FUNCTION approvals_router.file_key(body jsonb) RETURNS integer
            END;
 COMMENT ON FUNCTION approvals_router.file_key(jsonb) IS
     'The routing key of a payout-file request: its file_id, else its tracking_id';
+
+CREATE FUNCTION approvals_router.merchant_key(body jsonb) RETURNS integer
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN approvals_router.tenant_key(body ->> 'merchantId');
+COMMENT ON FUNCTION approvals_router.merchant_key(jsonb) IS
+    'The routing key of an api_submit body: its merchantId''s';
 
 CREATE FUNCTION approvals_router.submit_key(tenant text, id text) RETURNS integer
     LANGUAGE plpgsql STABLE
@@ -388,15 +407,15 @@ RETURNS approvals.batches
 COMMENT ON FUNCTION approvals.wait_batch(text, interval) IS
     'Wait on its node until a batch is finished or the timeout passes';
 
--- Each node's newest page * page_limit batches; merged newest first, then the page.
-CREATE FUNCTION approvals_router.list_batches_each(status text, coordinator text, pages integer,
-                                                   page_limit integer)
+-- Each node's newest `depth` batches (one read when depth <= 1000, else 1000 at a time);
+-- merged newest first, then the page.
+CREATE FUNCTION approvals_router.list_batches_each(status text, coordinator text, depth integer)
 RETURNS SETOF approvals_router.batch
     LANGUAGE plproxy AS $$
     CLUSTER 'approvals_nodes';
     RUN ON ALL;
-    SELECT b.* FROM pg_catalog.generate_series(1, pages) g,
-         approvals.list_batches(status, coordinator, g, page_limit) b;
+    SELECT b.* FROM pg_catalog.generate_series(1, (depth + 999) / 1000) g,
+         approvals.list_batches(status, coordinator, g, LEAST(depth, 1000)) b;
 $$;
 -- The paging arguments' checks, as on a node.
 CREATE FUNCTION approvals_router.check_page(page integer, page_limit integer) RETURNS void
@@ -411,6 +430,12 @@ BEGIN
         RAISE EXCEPTION 'page_limit is %; it must be between 1 and 1000', page_limit
             USING ERRCODE = '22023';
     END IF;
+    IF page::bigint * page_limit > 100000 THEN
+        RAISE EXCEPTION 'page % of % goes past the newest 100000 batches, the deepest the router pages',
+                        page, page_limit
+            USING ERRCODE = '22023',
+                  HINT = 'Narrow the list with status or coordinator, or read approvals.batches.';
+    END IF;
 END
 $$;
 CREATE FUNCTION approvals.list_batches(status text DEFAULT NULL, coordinator text DEFAULT NULL,
@@ -424,7 +449,7 @@ BEGIN
     page_limit := coalesce(page_limit, 20);
     PERFORM approvals_router.check_page(page, page_limit);
     RETURN QUERY
-        SELECT * FROM approvals_router.list_batches_each(status, coordinator, page, page_limit) b
+        SELECT * FROM approvals_router.list_batches_each(status, coordinator, page * page_limit) b
         ORDER BY b.created_at DESC, b.id DESC
         OFFSET (page - 1)::bigint * page_limit LIMIT page_limit;
 END
@@ -536,7 +561,7 @@ COMMENT ON FUNCTION approvals.revoke_tenant(text, regrole) IS 'Take a tenant bac
 -- ---------------------------------------------------------------------------
 CREATE FUNCTION approvals.api_submit(body jsonb) RETURNS jsonb
     LANGUAGE plproxy AS $$
-    CLUSTER 'approvals_nodes'; RUN ON approvals_router.tenant_key(body ->> 'merchantId');
+    CLUSTER 'approvals_nodes'; RUN ON approvals_router.merchant_key(body);
 $$;
 COMMENT ON FUNCTION approvals.api_submit(jsonb) IS 'POST /v0/approvals, on the node of merchantId';
 
@@ -544,12 +569,13 @@ CREATE FUNCTION approvals.api_respond(claim_id text, body jsonb, actor text DEFA
     LANGUAGE plproxy AS $$ CLUSTER 'approvals_nodes'; RUN ON approvals_router.id_key(claim_id); $$;
 COMMENT ON FUNCTION approvals.api_respond(text, jsonb, text) IS 'Approval interaction response, on the claim''s node';
 
-CREATE FUNCTION approvals_router.api_list_batches_each(pages integer, page_limit integer)
+CREATE FUNCTION approvals_router.api_list_batches_each(depth integer)
 RETURNS TABLE(created_at timestamptz, id text, summary jsonb)
     LANGUAGE plproxy AS $$
     CLUSTER 'approvals_nodes'; RUN ON ALL;
     SELECT b.created_at, b.id, approvals.api_batch_summary(b) AS summary
-    FROM pg_catalog.generate_series(1, pages) g, approvals.list_batches(NULL, NULL, g, page_limit) b;
+    FROM pg_catalog.generate_series(1, (depth + 999) / 1000) g,
+         approvals.list_batches(NULL, NULL, g, LEAST(depth, 1000)) b;
 $$;
 CREATE FUNCTION approvals_router.batch_count_each() RETURNS SETOF bigint
     LANGUAGE plproxy AS $$
@@ -567,7 +593,7 @@ BEGIN
     PERFORM approvals_router.check_page(p, l);
     RETURN jsonb_build_object(
         'data', coalesce((SELECT jsonb_agg(s.summary ORDER BY s.created_at DESC, s.id DESC)
-                          FROM (SELECT * FROM approvals_router.api_list_batches_each(p, l) e
+                          FROM (SELECT * FROM approvals_router.api_list_batches_each(p * l) e
                                 ORDER BY e.created_at DESC, e.id DESC
                                 OFFSET (p - 1)::bigint * l LIMIT l) s), '[]'::jsonb),
         'pagination', jsonb_build_object(
@@ -633,11 +659,11 @@ RETURNS SETOF approvals_router.claim
     LANGUAGE plproxy AS $$
     CLUSTER 'approvals_nodes'; RUN ON ALL; SELECT * FROM approvals.inbox(actor, page_limit, NULL);
 $$;
-CREATE FUNCTION approvals_router.inbox_key(claim_id text,
+CREATE FUNCTION approvals_router.inbox_key(claim_id text, actor text,
     OUT rank smallint, OUT expires_key timestamptz, OUT created_at timestamptz)
     LANGUAGE plproxy AS $$
     CLUSTER 'approvals_nodes'; RUN ON approvals_router.id_key(claim_id);
-    SELECT * FROM approvals.inbox_key(claim_id);
+    SELECT * FROM approvals.inbox_key(claim_id, actor);
 $$;
 CREATE FUNCTION approvals_router.inbox_after_each(actor text, page_limit integer, after_rank smallint,
     after_expires_key timestamptz, after_created_at timestamptz, after_id text)
@@ -670,7 +696,7 @@ BEGIN
         rows := ARRAY(SELECT c FROM approvals_router.inbox_first_each(actor, page_limit) c);
     ELSE
         -- The previous page's last claim lives on one node: its key, then every node's next page.
-        SELECT * INTO k FROM approvals_router.inbox_key(after);
+        SELECT * INTO k FROM approvals_router.inbox_key(after, actor);
         rows := ARRAY(SELECT c FROM approvals_router.inbox_after_each(actor, page_limit, k.rank,
                                                                       k.expires_key, k.created_at, after) c);
     END IF;
@@ -771,15 +797,87 @@ COMMENT ON FUNCTION approvals.approver_stats(timestamptz, text) IS
     'approver_stats over every node (counts summed, percentiles over every node''s response times)';
 
 -- ---------------------------------------------------------------------------
--- Privileges: as on a node (PUBLIC gets nothing); each node checks again
+-- Values cross to the nodes as text: in one DateStyle, IntervalStyle and float
+-- precision whatever the caller's session says (PL/Proxy passes on only the
+-- client encoding), so that '05/03/2027' means the same on both sides.
+-- ---------------------------------------------------------------------------
+DO $set$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_catalog.pg_proc p
+             JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+             WHERE l.lanname = 'plproxy'
+               AND p.pronamespace IN ('approvals'::regnamespace, 'approvals_router'::regnamespace)
+    LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s SET datestyle = ''ISO, MDY'' '
+                                  'SET intervalstyle = ''postgres'' SET extra_float_digits = 3', f);
+    END LOOP;
+END
+$set$;
+
+-- ---------------------------------------------------------------------------
+-- Only a superuser manages the user mappings of approvals_nodes: a mapping's
+-- `user` option would make PL/Proxy connect as that user instead of the
+-- caller, and USAGE on the server (which every approvals role needs) lets a
+-- role map itself.
+-- ---------------------------------------------------------------------------
+CREATE FUNCTION approvals_router.guard_user_mappings() RETURNS event_trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() c
+               JOIN pg_user_mappings m ON m.umid = c.objid
+               WHERE c.classid = 'pg_user_mapping'::regclass AND m.srvname = 'approvals_nodes') THEN
+        RAISE EXCEPTION 'only a superuser may create or alter a user mapping of server approvals_nodes'
+            USING ERRCODE = '42501',
+                  HINT = 'The router connects to the nodes as the calling role; ask a superuser for a mapping that holds your password.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION approvals_router.guard_user_mappings() IS
+    'Event trigger: refuses user mappings of approvals_nodes made by anyone but a superuser';
+CREATE EVENT TRIGGER approvals_router_user_mappings ON ddl_command_end
+    WHEN TAG IN ('CREATE USER MAPPING', 'ALTER USER MAPPING')
+    EXECUTE FUNCTION approvals_router.guard_user_mappings();
+
+-- ---------------------------------------------------------------------------
+-- Privileges: as on a node (PUBLIC gets nothing); each node checks again. A
+-- helper is granted to the roles of the API function that calls it.
 -- ---------------------------------------------------------------------------
 REVOKE ALL ON ALL ROUTINES IN SCHEMA approvals, approvals_router FROM PUBLIC;
-GRANT EXECUTE ON ALL ROUTINES IN SCHEMA approvals_router
+GRANT EXECUTE ON FUNCTION approvals_router.tenant_key(text), approvals_router.id_key(text),
+      approvals_router.tracking_key(text), approvals_router.file_key(jsonb),
+      approvals_router.merchant_key(jsonb), approvals_router.submit_key(text, text),
+      approvals_router.partition_of(text), approvals_router.tenant_keys(text),
+      approvals_router.check_page(integer, integer), approvals_router.inbox_rank(text)
       TO approvals_reader, approvals_requester, approvals_reviewer,
          approvals_coordinator, approvals_admin, approvals_platform;
-REVOKE EXECUTE ON FUNCTION approvals_router.set_partitions(text[])
-      FROM approvals_reader, approvals_requester, approvals_reviewer,
-           approvals_coordinator, approvals_admin, approvals_platform;
+GRANT EXECUTE ON FUNCTION approvals_router.all_claims(), approvals_router.all_events(),
+      approvals_router.all_batches(), approvals_router.all_batch_items(),
+      approvals_router.all_delegations(), approvals_router.all_policies(),
+      approvals_router.all_audit_seals(), approvals_router.all_batch_progress(),
+      approvals_router.list_batches_each(text, text, integer),
+      approvals_router.api_list_batches_each(integer), approvals_router.batch_count_each(),
+      approvals_router.claim_stats_each(timestamptz, text),
+      approvals_router.approver_stats_each(timestamptz, text)
+      TO approvals_reader;
+GRANT EXECUTE ON FUNCTION approvals_router.inbox_first_each(text, integer),
+      approvals_router.inbox_key(text, text),
+      approvals_router.inbox_after_each(text, integer, smallint, timestamptz, timestamptz, text)
+      TO approvals_reviewer;
+GRANT EXECUTE ON FUNCTION approvals_router.expire_due_each(),
+      approvals_router.purge_batches_each(interval), approvals_router.seal_audit_each(),
+      approvals_router.set_policy_each(text, text, text, text[], integer, numeric, interval,
+                                       text, boolean, jsonb),
+      approvals_router.drop_policy_each(text, text, text),
+      approvals_router.set_handler_each(text, text),
+      approvals_router.tenant_grant_each(boolean, text, text)
+      TO approvals_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA approvals TO approvals_reader;
 GRANT SELECT ON approvals_router.partitions TO approvals_reader, approvals_admin;
 GRANT EXECUTE ON FUNCTION

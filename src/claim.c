@@ -497,6 +497,25 @@ ApIdempotencyLookup(const char *scope, const char *requester, const char *key,
 	return ApGetCString(0, IDEM_OBJECT_ID);
 }
 
+/* Point an idempotency key at another object id (a generated id drawn again). */
+static void
+IdempotencyRebind(const char *scope, const char *requester, const char *key,
+				  const char *object_id)
+{
+	static const ApStmt sql = {
+		"UPDATE approvals.idempotency_keys SET object_id = $4 "
+		"WHERE scope = $1 AND requester = $2 AND key = $3",
+		4, {TEXTOID, TEXTOID, TEXTOID, TEXTOID}
+	};
+	Datum		values[4];
+
+	values[0] = CStringGetTextDatum(scope);
+	values[1] = CStringGetTextDatum(requester);
+	values[2] = CStringGetTextDatum(key);
+	values[3] = CStringGetTextDatum(object_id);
+	ApExec(&sql, values, NULL, 0);
+}
+
 /* Does a claim with this id exist? */
 static bool
 ClaimExists(const char *claim_id)
@@ -557,6 +576,7 @@ approvals_submit(PG_FUNCTION_ARGS)
 	char	   *note = ApArgCString(fcinfo, 5);
 	char	   *actor_arg = ApArgCString(fcinfo, 6);
 	char	   *id = ApArgCString(fcinfo, 7);
+	bool		id_generated;
 	char	   *currency = ApArgCString(fcinfo, 9);
 	char	   *title = ApArgCString(fcinfo, 10);
 	char	   *context = ApArgCString(fcinfo, 11);
@@ -643,7 +663,8 @@ approvals_submit(PG_FUNCTION_ARGS)
 	ApBegin(&call);
 	ApRequireTenant(&call.caller, tenant, "submit claims");
 
-	if (id == NULL)
+	id_generated = (id == NULL);
+	if (id_generated)
 		id = ApNewId("clm_", tenant);
 
 	if (idem_key)
@@ -753,6 +774,14 @@ approvals_submit(PG_FUNCTION_ARGS)
 			ClaimStateFromRow(&st, 0);
 			ClaimKeepRow(&st, CC_NAMED + 1);
 			break;
+		}
+		if (ClaimExists(id) && id_generated && attempt < SUBMIT_RETRIES)
+		{
+			/* 56 random bits met an id of the tenant's key: draw again */
+			id = ApNewId("clm_", tenant);
+			if (idem_key)
+				IdempotencyRebind("claim", call.caller.actor, idem_key, id);
+			continue;
 		}
 		if (ClaimExists(id))
 			ereport(ERROR,

@@ -11,6 +11,7 @@
 #include "common/hashfn.h"
 #include "common/sha2.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -64,8 +65,8 @@ ApStringHashSearch(HTAB *table, const char *key, HASHACTION action, bool *found)
 }
 
 /*
- * The tenant's routing key: the first byte of SHA-256 of its name (a NULL
- * tenant hashes as the empty string).  Ids carry it so that a router in front
+ * The tenant's routing key: the first byte of SHA-256 of its name in UTF-8
+ * (a NULL tenant hashes as the empty string).  Ids carry it so that a router in front
  * of several nodes (approvals_router) finds the partition of an id without a
  * lookup; its SQL twin is approvals_router.tenant_key().
  */
@@ -74,7 +75,8 @@ ApTenantKey(const char *tenant)
 {
 	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
 	uint8		digest[PG_SHA256_DIGEST_LENGTH];
-	const char *s = tenant ? tenant : "";
+	/* UTF-8 whatever the database's encoding: the router hashes the same bytes */
+	const char *s = tenant ? pg_server_to_any(tenant, strlen(tenant), PG_UTF8) : "";
 
 	if (ctx == NULL || pg_cryptohash_init(ctx) < 0 ||
 		pg_cryptohash_update(ctx, (const uint8 *) s, strlen(s)) < 0 ||

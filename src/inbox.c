@@ -207,20 +207,22 @@ approvals_inbox_after(PG_FUNCTION_ARGS)
 }
 
 /*
- * approvals.inbox_key(claim_id): the inbox order key of a claim the caller
- * may see (rank, expires_key, created_at), to page with inbox_after.
+ * approvals.inbox_key(claim_id, actor): the inbox order key of a claim the
+ * caller may see (rank, expires_key, created_at), to page with inbox_after;
+ * actor follows the actor rule, as for inbox.
  */
 Datum
 approvals_inbox_key(PG_FUNCTION_ARGS)
 {
 	char	   *claim_id = ApArgCString(fcinfo, 0);
+	char	   *actor_arg = ApArgCString(fcinfo, 1);
 	ApprovalsCall call;
 	Datum		key[4];
-	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 	TupleDesc	desc;
+	Datum		result;
 
-	ApResolveCaller(&call.caller, NULL);
+	ApResolveCaller(&call.caller, actor_arg);
 	ApRequireRole(call.caller.roleid, AP_ROLE_REVIEWER, "read an inbox");
 	if (claim_id == NULL)
 		ereport(ERROR,
@@ -228,9 +230,11 @@ approvals_inbox_key(PG_FUNCTION_ARGS)
 				 errmsg("claim_id must not be NULL")));
 	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
+	desc = BlessTupleDesc(desc);
 	ApBegin(&call);
 	InboxKeyOf(&call.caller, claim_id, key);
-	memcpy(values, key, sizeof(values));
+	/* formed in the caller's context while the key's values are still alive */
+	result = SPI_datumTransfer(HeapTupleGetDatum(heap_form_tuple(desc, key, nulls)), false, -1);
 	ApEnd(&call);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+	PG_RETURN_DATUM(result);
 }

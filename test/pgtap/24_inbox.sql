@@ -10,7 +10,7 @@
 -- pg_temp.holders(claim) asks the inbox of every person of this file (as the
 -- superuser, actor => ...) and lists those whose inbox holds the claim.
 BEGIN;
-SELECT plan(112);
+SELECT plan(113);
 
 CREATE FUNCTION pg_temp.q(sql text) RETURNS text LANGUAGE plpgsql AS $f$
 DECLARE r text;
@@ -282,6 +282,10 @@ SELECT is(pg_temp.code($$SELECT count(*) FROM approvals.inbox_after('usr_o', 0, 
           'inbox_after: page_limit 0 is 22023');
 SELECT is(pg_temp.code($$SELECT * FROM approvals.inbox_key('tap24_nope')$$), 'ERROR P0002', 'inbox_key of an unknown claim is P0002');
 SELECT is(pg_temp.code($$SELECT * FROM approvals.inbox_key(NULL)$$), 'ERROR 22004', 'inbox_key(NULL) is 22004');
+SET ROLE t24_rev;
+SELECT is(pg_temp.code($$SELECT * FROM approvals.inbox_key('tap24_o6', actor => 'usr_o')$$), 'ERROR 42501',
+          'inbox_key: naming another actor without approvals_platform is 42501 (the actor rule, as for inbox)');
+RESET ROLE;
 
 -- ---------------------------------------------------------------------------
 -- Callers: the actor rule, roles, tenant isolation
