@@ -143,23 +143,43 @@ CREATE FUNCTION approvals_router.tenant_key(tenant text) RETURNS integer
 COMMENT ON FUNCTION approvals_router.tenant_key(text) IS
     'The routing key of a tenant: the first byte of SHA-256 of its name in UTF-8 (NULL: of the empty string), 0..255';
 
-CREATE FUNCTION approvals_router.id_key(id text) RETURNS integer
-    LANGUAGE sql STABLE PARALLEL SAFE
+-- Ids that carry no key of their tenant: made before 0.2.0, or chosen by the caller on a node.
+CREATE TABLE approvals_router.id_routes (
+    id      text PRIMARY KEY,
+    key     integer NOT NULL CHECK (key BETWEEN 0 AND 255)
+);
+COMMENT ON TABLE approvals_router.id_routes IS
+    'Ids (claim, batch, delegation; a tracking_id as 32 hex digits) whose tenant''s key they do not carry, with that key: filled by learn_ids()';
+
+CREATE FUNCTION approvals_router.carried_key(id text) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
     RETURN CASE WHEN id ~ '^[a-z]+_[0-9a-f]{2}'
                 THEN ('x' || substring(id FROM '^[a-z]+_([0-9a-f]{2})'))::bit(8)::integer
                 ELSE pg_catalog.get_byte(pg_catalog.sha256(pg_catalog.convert_to(coalesce(id, ''), 'UTF8')), 0)
            END;
-COMMENT ON FUNCTION approvals_router.id_key(text) IS
-    'The routing key an id carries (the two hex digits after its prefix); an id that carries none goes where its own hash says';
+COMMENT ON FUNCTION approvals_router.carried_key(text) IS
+    'The routing key an id carries (the two hex digits after its prefix); an id that carries none, its own hash';
 
+CREATE FUNCTION approvals_router.id_key(id text) RETURNS integer
+    LANGUAGE sql STABLE PARALLEL SAFE
+    RETURN coalesce((SELECT r.key FROM approvals_router.id_routes r WHERE r.id = id_key.id),
+                    approvals_router.carried_key(id));
+COMMENT ON FUNCTION approvals_router.id_key(text) IS
+    'The routing key of an id: the one learn_ids() recorded for it, else the one it carries';
+
+CREATE FUNCTION approvals_router.tracking_hex(tracking_id text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN lower(regexp_replace(tracking_id, '[^0-9a-fA-F]', '', 'g'));
 CREATE FUNCTION approvals_router.tracking_key(tracking_id text) RETURNS integer
     LANGUAGE sql STABLE PARALLEL SAFE
-    RETURN CASE WHEN tracking_id ~* '^\{?[0-9a-f]{2}'
-                THEN ('x' || lower(substring(tracking_id FROM '^\{?([0-9a-fA-F]{2})')))::bit(8)::integer
-                ELSE 0
-           END;
+    RETURN coalesce((SELECT r.key FROM approvals_router.id_routes r
+                     WHERE r.id = approvals_router.tracking_hex(tracking_key.tracking_id)),
+                    CASE WHEN tracking_id ~* '^\{?[0-9a-f]{2}'
+                         THEN ('x' || lower(substring(tracking_id FROM '^\{?([0-9a-fA-F]{2})')))::bit(8)::integer
+                         ELSE 0
+                    END);
 COMMENT ON FUNCTION approvals_router.tracking_key(text) IS
-    'The routing key a batch''s tracking_id carries (its first byte)';
+    'The routing key of a batch''s tracking_id: the one learn_ids() recorded, else its first byte';
 
 CREATE FUNCTION approvals_router.file_key(body jsonb) RETURNS integer
     LANGUAGE sql STABLE PARALLEL SAFE
@@ -213,6 +233,36 @@ CREATE FUNCTION approvals_router.partition_of(tenant text) RETURNS integer
            & ((SELECT count(*) FROM approvals_router.partitions)::integer - 1);
 COMMENT ON FUNCTION approvals_router.partition_of(text) IS
     'The partition that holds a tenant''s claims, batches and delegations';
+
+CREATE FUNCTION approvals_router.node_ids_each()
+RETURNS TABLE(kind text, id text, tenant text)
+    LANGUAGE plproxy AS $$
+    CLUSTER 'approvals_nodes'; RUN ON ALL;
+    SELECT 'id'::text AS kind, id, tenant FROM approvals.claims
+    UNION ALL SELECT 'id', id, tenant FROM approvals.batches
+    UNION ALL SELECT 'id', id, tenant FROM approvals.delegations
+    UNION ALL SELECT 'tracking', pg_catalog.replace(tracking_id::text, '-', ''), tenant FROM approvals.batches;
+$$;
+CREATE FUNCTION approvals_router.learn_ids() RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    INSERT INTO approvals_router.id_routes (id, key)
+    SELECT i.id, approvals_router.tenant_key(i.tenant)
+      FROM approvals_router.node_ids_each() i
+     WHERE approvals_router.tenant_key(i.tenant)
+           <> CASE i.kind WHEN 'tracking' THEN ('x' || left(i.id, 2))::bit(8)::integer
+                          ELSE approvals_router.carried_key(i.id) END
+    ON CONFLICT (id) DO UPDATE SET key = EXCLUDED.key;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION approvals_router.learn_ids() IS
+    'Read every id of every node and record those that do not carry their tenant''s key (superuser; after adding 0.1.0 data or ids chosen on a node); how many';
 
 -- ---------------------------------------------------------------------------
 -- Relations: the nodes' rows, read on every node
@@ -851,6 +901,7 @@ CREATE EVENT TRIGGER approvals_router_user_mappings ON ddl_command_end
 -- ---------------------------------------------------------------------------
 REVOKE ALL ON ALL ROUTINES IN SCHEMA approvals, approvals_router FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION approvals_router.tenant_key(text), approvals_router.id_key(text),
+      approvals_router.carried_key(text), approvals_router.tracking_hex(text),
       approvals_router.tracking_key(text), approvals_router.file_key(jsonb),
       approvals_router.merchant_key(jsonb), approvals_router.submit_key(text, text),
       approvals_router.partition_of(text), approvals_router.tenant_keys(text),
@@ -880,6 +931,8 @@ GRANT EXECUTE ON FUNCTION approvals_router.expire_due_each(),
       TO approvals_admin;
 GRANT SELECT ON ALL TABLES IN SCHEMA approvals TO approvals_reader;
 GRANT SELECT ON approvals_router.partitions TO approvals_reader, approvals_admin;
+GRANT SELECT ON approvals_router.id_routes TO approvals_reader, approvals_requester,
+      approvals_reviewer, approvals_coordinator, approvals_admin, approvals_platform;
 GRANT EXECUTE ON FUNCTION
       approvals.submit(text, text, text, text, text, text, text, text, numeric, text, text,
                        text, jsonb, text[], integer, text, timestamptz, text, jsonb),

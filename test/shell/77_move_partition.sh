@@ -12,6 +12,9 @@
 #     D holds all of them; the moved tenants' events stay on A (read once through the router); a moved tenant's pending claim is decided on D, its pending batch is
 #     started and D's worker completes it; the idempotency key still returns the same claim;
 #     partition 0's tenants are unaffected; both nodes' seal chains verify
+#   - ids that carry no key of their tenant (a claim id chosen on the node, a tracking_id as
+#     0.1.0 made them) route by their own hash, so after the move they are not found; after
+#     approvals_router.learn_ids() they route to D
 #
 # Run by test/run.sh against its scratch cluster (the router). Prints "ok N - ..." lines.
 set -uo pipefail
@@ -26,7 +29,7 @@ RUN=mv$(date +%s)$$
 ROUTER_DB=${RUN}_router
 WORK=$(mktemp -d)
 chmod 755 "$WORK"
-declare -A CONN=()
+declare -A CONN=() PCONN=()   # psql as postgres; a partition's string (no user: the caller's)
 
 # node NAME PORT CMD...: run CMD with the AP_* variables of node cluster NAME on PORT.
 node() {
@@ -58,7 +61,8 @@ for n in a:54374 d:54375; do
         not_ok "node $name starts"; sed 's/^/#   /' "$WORK/start_$name.log" | tail -n 20
         exit 1
     fi
-    CONN[$name]=$(node "$name" "$port" bash -c 'echo "host=$AP_PGHOST port=$AP_PGPORT dbname=postgres user=postgres"')
+    PCONN[$name]=$(node "$name" "$port" bash -c 'echo "host=$AP_PGHOST port=$AP_PGPORT dbname=postgres"')
+    CONN[$name]="${PCONN[$name]} user=postgres"
     PGOPTIONS='-c client_min_messages=warning' nq "$name" -c "DROP EXTENSION IF EXISTS approvals CASCADE" \
         -c "CREATE EXTENSION approvals" >/dev/null || { not_ok "CREATE EXTENSION approvals on node $name"; exit 1; }
 done
@@ -67,7 +71,7 @@ ok "two node clusters (A, D) run with approvals preloaded"
 ROUTER="host=$AP_PGHOST port=$AP_PGPORT dbname=$ROUTER_DB user=postgres"
 if sql -c "CREATE DATABASE $ROUTER_DB" >/dev/null \
     && rq -c "CREATE EXTENSION plproxy" -c "CREATE EXTENSION approvals_router" \
-          -c "SELECT approvals_router.set_partitions(ARRAY['${CONN[a]}', '${CONN[a]}'])" >/dev/null; then
+          -c "SELECT approvals_router.set_partitions(ARRAY['${PCONN[a]}', '${PCONN[a]}'])" >/dev/null; then
     ok "router: partitions [A, A]"
 else
     not_ok "router: partitions [A, A]"; exit 1
@@ -101,7 +105,17 @@ SELECT approvals.delegate('usr_dg', tenant => '$t', delegator => 'usr_rev1');
 SQL
 done
 rq -c "SELECT approvals.seal_audit()" >/dev/null
-check "node A has every tenant's claims; D none" "88 0" \
+# Ids that carry no key of their tenant, as 0.1.0 made them or a caller chose them on a node:
+# a claim id and a tracking_id of a tenant of partition 1 whose own hash says partition 0.
+LEGACY=$(rq -c "SELECT id FROM (SELECT 'inv-$RUN-' || g AS id FROM generate_series(1, 100) g) s
+                WHERE approvals_router.carried_key(id) & 1 = 0 LIMIT 1")
+TRACK=$(rq -c "SELECT u FROM (SELECT lpad(to_hex(k), 2, '0') || substr(gen_random_uuid()::text, 3) AS u
+                              FROM generate_series(0, 254, 2) k) s LIMIT 1")
+t1=${MOVE[1]}
+nq a -c "SELECT approvals.submit('mv', '$t1-legacy', 'h', tenant => '$t1', actor => 'usr_req', id => '$LEGACY')" \
+     -c "UPDATE approvals.batches SET tracking_id = '$TRACK' WHERE reference = 'pending-$t1'" >/dev/null \
+    || not_ok "a legacy claim id and tracking_id on node A"
+check "node A has every tenant's claims; D none" "89 0" \
     "$(nq a -c "SELECT count(*) FROM approvals.claims") $(nq d -c "SELECT count(*) FROM approvals.claims")"
 
 # What the router reads, as one text per relation.
@@ -124,12 +138,12 @@ if [[ ! -s $WORK/move.sh ]]; then
     exit 1
 fi
 if env PATH="$AP_BIN:$PATH" PGCONNECT_TIMEOUT=5 A="${CONN[a]}" D="${CONN[d]}" ROUTER="$ROUTER" P=1 N=2 \
-       PARTS="ARRAY['${CONN[a]}', '${CONN[d]}']" timeout 300 bash "$WORK/move.sh" >"$WORK/move.log" 2>&1; then
+       PARTS="ARRAY['${PCONN[a]}', '${PCONN[d]}']" timeout 300 bash "$WORK/move.sh" >"$WORK/move.log" 2>&1; then
     ok "the README's move block runs: partition 1 moves from A to D"
 else
     not_ok "the README's move block runs"; sed 's/^/#   /' "$WORK/move.log" | tail -n 20
 fi
-check "the router's partitions are [A, D]" "${CONN[a]}|${CONN[d]}" \
+check "the router's partitions are [A, D]" "${PCONN[a]}|${PCONN[d]}" \
     "$(rq -c "SELECT string_agg(conninfo, '|' ORDER BY partition) FROM approvals_router.partitions")"
 
 # --- after ----------------------------------------------------------------------------------------------
@@ -150,7 +164,7 @@ check "node A holds no claim, batch, delegation or inbox entry of the moved tena
                     || ' ' || (SELECT count(*) FROM approvals.batches WHERE tenant IN ($(inlist "${MOVE[@]}")))
                     || ' ' || (SELECT count(*) FROM approvals.delegations WHERE tenant IN ($(inlist "${MOVE[@]}")))
                     || ' ' || (SELECT count(*) FROM approvals.inbox_entries WHERE tenant IN ($(inlist "${MOVE[@]}")))")"
-check "node D holds the moved tenants' 44 claims and 4 batches, and nothing else" "44 44 4" \
+check "node D holds the moved tenants' 45 claims and 4 batches, and nothing else" "45 45 4" \
     "$(nq d -c "SELECT (SELECT count(*) FROM approvals.claims) || ' '
                     || (SELECT count(*) FROM approvals.claims WHERE tenant IN ($(inlist "${MOVE[@]}"))) || ' '
                     || (SELECT count(*) FROM approvals.batches)")"
@@ -174,6 +188,18 @@ check "the idempotency key of a moved claim still returns the same claim" \
 s=${STAY[0]}
 check "a tenant of partition 0 is unaffected (submit and decide through the router, on A)" "approved 1" \
     "$(rq -c "SELECT status FROM approvals.decide((approvals.submit('mv', '$s-new', 'h', tenant => '$s', actor => 'usr_req')).id, 'approved', actor => 'usr_rev')") $(nq a -c "SELECT count(*) FROM approvals.claims WHERE resource_id = '$s-new'")"
+# the legacy ids route by their own hash (to A) until the router learns them
+check "a claim id that carries no key routes by its own hash: not found after its tenant moved" "P0002" \
+    "$(rq -v VERBOSITY=sqlstate -c "SELECT status FROM approvals.decide('$LEGACY', 'approved', actor => 'usr_rev')" 2>&1 | sed -n 's/^ERROR:  //p')"
+check "learn_ids records the claim id and the tracking_id that carry no key of their tenant" "t" \
+    "$(rq -c "SELECT approvals_router.learn_ids() >= 2" -c "SELECT count(*) = 2 FROM approvals_router.id_routes
+              WHERE id IN ('$LEGACY', replace('$TRACK', '-', ''))" | sort -u | tr -d '\n')"
+check "after learn_ids the legacy claim is decided through the router (on D)" "approved" \
+    "$(rq -c "SELECT status FROM approvals.decide('$LEGACY', 'approved', actor => 'usr_rev')")"
+check "after learn_ids api_approve_file finds the batch by its legacy tracking_id (on D)" "PROCESSING" \
+    "$(rq -c "SELECT approvals.api_approve_file(jsonb_build_object('tracking_id', '$TRACK',
+                 'transactions', (SELECT jsonb_agg(claim_id) FROM approvals.batch_results(
+                                     (SELECT id FROM approvals.batches WHERE reference = 'pending-$t1'))))) ->> 'status'")"
 rq -c "SELECT approvals.seal_audit()" >/dev/null
 check "both nodes' seal chains verify after the move (A kept its sealed events)" "t t" \
     "$(rq -c "SELECT bool_and(ok) FROM approvals.verify_audit()") $(rq -c "SELECT count(*) = 2 FROM approvals.audit_head()")"
