@@ -847,9 +847,12 @@ COMMENT ON FUNCTION approvals.approver_stats(timestamptz, text) IS
     'approver_stats over every node (counts summed, percentiles over every node''s response times)';
 
 -- ---------------------------------------------------------------------------
--- Values cross to the nodes as text: in one DateStyle, IntervalStyle and float
--- precision whatever the caller's session says (PL/Proxy passes on only the
--- client encoding), so that '05/03/2027' means the same on both sides.
+-- Values cross to the nodes as text: the arguments of a time, interval or
+-- float type go in one DateStyle, IntervalStyle and float precision whatever
+-- the caller's session says (PL/Proxy passes on only the client encoding), so
+-- that '05/03/2027' means the same on both sides. (Only those functions: a SET
+-- clause costs every call; the nodes' answers, in ISO and postgres style, read
+-- the same under any setting.)
 -- ---------------------------------------------------------------------------
 DO $set$
 DECLARE
@@ -859,6 +862,8 @@ BEGIN
              JOIN pg_catalog.pg_language l ON l.oid = p.prolang
              WHERE l.lanname = 'plproxy'
                AND p.pronamespace IN ('approvals'::regnamespace, 'approvals_router'::regnamespace)
+               AND p.proargtypes::oid[] && ARRAY['timestamptz', 'timestamp', 'date', 'time',
+                                                 'interval', 'real', 'double precision']::regtype[]::oid[]
     LOOP
         EXECUTE pg_catalog.format('ALTER FUNCTION %s SET datestyle = ''ISO, MDY'' '
                                   'SET intervalstyle = ''postgres'' SET extra_float_digits = 3', f);
