@@ -584,6 +584,13 @@ BEGIN ATOMIC
 END;
 COMMENT ON FUNCTION approvals.set_handler(text, text) IS
     'Set the handler of a resource type on every node (the handler is named as text: it exists on the nodes, not here)';
+CREATE FUNCTION approvals.set_handler(resource_type text, handler regprocedure) RETURNS void
+    LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT approvals.set_handler(resource_type, handler::text);
+END;
+COMMENT ON FUNCTION approvals.set_handler(text, regprocedure) IS
+    'The contract''s signature, for a handler that also exists on the router (a literal takes the text form)';
 
 CREATE FUNCTION approvals_router.tenant_grant_each(grant_it boolean, tenant text, member text)
 RETURNS SETOF integer
@@ -977,7 +984,7 @@ GRANT EXECUTE ON FUNCTION approvals.batch_results(text),
 GRANT EXECUTE ON FUNCTION approvals.expire_due(), approvals.purge_batches(interval),
       approvals.set_policy(text, text, text, text[], integer, numeric, interval, text, boolean, jsonb),
       approvals.drop_policy(text, text, text),
-      approvals.set_handler(text, text),
+      approvals.set_handler(text, text), approvals.set_handler(text, regprocedure),
       approvals.grant_tenant(text, regrole), approvals.revoke_tenant(text, regrole),
       approvals.seal_audit()
       TO approvals_admin;
