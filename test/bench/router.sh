@@ -50,10 +50,10 @@ bq <<SQL
 INSERT INTO approvals.claims (id, resource_type, resource_id, kind, snapshot_hash, status, requester)
 SELECT v || '-' || c || '-' || n, 'bench-d', v || c || '-' || n, 'data_review', 'h', 'pending', 'req'
 FROM unnest(ARRAY['r', 'd']) v, generate_series(0, $CLIENTS - 1) c, generate_series(1, $((ROUNDS * QUOTA))) n;
--- for the one-client latency: client 0 of prefixes lr and ld
+-- for the one-client latency: client 0 of prefixes lr and ld (up to 20000 decisions/s)
 INSERT INTO approvals.claims (id, resource_type, resource_id, kind, snapshot_hash, status, requester)
 SELECT v || '-0-' || n, 'bench-d', v || '0-' || n, 'data_review', 'h', 'pending', 'req'
-FROM unnest(ARRAY['lr', 'ld']) v, generate_series(1, $((SECS * 5000 + 1000))) n;
+FROM unnest(ARRAY['lr', 'ld']) v, generate_series(1, $((SECS * 20000 + 1000))) n;
 VACUUM ANALYZE approvals.claims, approvals.events;
 CHECKPOINT;
 SQL
