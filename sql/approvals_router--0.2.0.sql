@@ -12,7 +12,8 @@
 \echo Use "CREATE EXTENSION approvals_router" to load this file. \quit
 
 -- ---------------------------------------------------------------------------
--- Group roles: the same names as on the nodes (created when missing)
+-- Group roles: the same names as on the nodes (created when missing; the same
+-- list as the approvals script, so that a role means the same on router and node)
 -- ---------------------------------------------------------------------------
 DO $roles$
 DECLARE

@@ -146,6 +146,14 @@ ap_use_cluster() {
     ap_pin_env
 }
 
+# ap_in_cluster PURPOSE PORT CMD...: run CMD (e.g. ap_start, ap_stop) for another cluster, in a
+# subshell, so that the calling script's AP_* and PG* variables stay those of its own cluster.
+ap_in_cluster() {
+    local purpose=$1 port=$2
+    shift 2
+    (ap_use_cluster "$purpose" "$port" >/dev/null && "$@")
+}
+
 # Point libpq's environment at the private cluster only (no service files, no other host).
 ap_pin_env() {
     unset PGHOSTADDR PGSERVICE PGSERVICEFILE PGDATABASE PGOPTIONS PGCLUSTER PGSSLMODE PGPASSWORD

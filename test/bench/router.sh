@@ -70,13 +70,9 @@ SQL
 
 # Transactions/s of one pgbench run of SCRIPT on database DB (decide: claim prefix V).
 run() {
-    local script=$1 db=$2 offset=$3 v=$4 out
-    out=$(ap_as_pg "$AP_BIN/pgbench" -n -M prepared -h "$AP_PGHOST" -p "$AP_PGPORT" -U postgres \
-        -c "$CLIENTS" -j 2 -T "$SECS" -D n="$offset" -D v="$v" -f "$SCRIPTS/$script" "$db" 2>&1) \
-        || { printf '%s\n' "$out" >&2; ap_die "pgbench $script on $db failed"; }
-    grep -q '^number of failed transactions: 0 ' <<<"$out" \
-        || { printf '%s\n' "$out" >&2; ap_die "pgbench $script on $db had failed transactions"; }
-    sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$out"
+    local r
+    r=$(bench_pgbench "$1 on $2" "$2" "$CLIENTS" "$SECS" "$SCRIPTS/$1" -D n="$3" -D v="$4")
+    echo "${r% *}"
 }
 
 echo "machine: $(bench_machine)"
@@ -93,16 +89,11 @@ for ((i = 0; i < ROUNDS; i++)); do
         if [[ $v == both ]]; then r_both+=("$ratio"); else r_decide+=("$ratio"); fi
     done
 done
-# One client: what a call waits for, the round trip to the node included.
-lat() {
-    local script=$1 db=$2 offset=$3 v=$4 out
-    out=$(ap_as_pg "$AP_BIN/pgbench" -n -M prepared -h "$AP_PGHOST" -p "$AP_PGPORT" -U postgres \
-        -c 1 -T "$SECS" -D n="$offset" -D v="$v" -f "$SCRIPTS/$script" "$db" 2>&1) \
-        || { printf '%s\n' "$out" >&2; ap_die "pgbench $script on $db failed"; }
-    sed -n 's/^latency average = \([0-9.]*\) ms$/\1/p' <<<"$out"
-}
-lr=$(lat decide.sql "$ROUTER" 0 lr)
-ld=$(lat decide.sql postgres 0 ld)
+# One client: what a call waits for, the round trip to the node included (average latency).
+lr=$(bench_pgbench "decide.sql on $ROUTER" "$ROUTER" 1 "$SECS" "$SCRIPTS/decide.sql" -D n=0 -D v=lr)
+lr=${lr#* }
+ld=$(bench_pgbench "decide.sql on postgres" postgres 1 "$SECS" "$SCRIPTS/decide.sql" -D n=0 -D v=ld)
+ld=${ld#* }
 printf '%-15s %6s %12s %12s %8s\n' "decide, 1 client" "" "$lr ms" "$ld ms" \
     "+$(awk -v r="$lr" -v d="$ld" 'BEGIN { printf "%.3f", r - d }') ms"
 # the router's decisions reached the node: every claim decided through it is approved there

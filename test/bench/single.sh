@@ -91,13 +91,9 @@ SQL
 
 # Transactions/s of one pgbench run (a script counts as one pgbench transaction).
 run() {
-    local script=$1 offset=$2 out
-    out=$(ap_as_pg "$AP_BIN/pgbench" -n -M prepared -h "$AP_PGHOST" -p "$AP_PGPORT" -U postgres \
-        -c "$CLIENTS" -j 2 -T "$SECS" -D n="$offset" -f "$SCRIPTS/$script" postgres 2>&1) \
-        || { printf '%s\n' "$out" >&2; ap_die "pgbench $script failed"; }
-    grep -q '^number of failed transactions: 0 ' <<<"$out" \
-        || { printf '%s\n' "$out" >&2; ap_die "pgbench $script had failed transactions"; }
-    sed -n 's/^tps = \([0-9.]*\) (without initial connection time)$/\1/p' <<<"$out"
+    local r
+    r=$(bench_pgbench "$1" postgres "$CLIENTS" "$SECS" "$SCRIPTS/$1" -D n="$2")
+    echo "${r% *}"
 }
 
 echo "machine: $(bench_machine)"

@@ -60,11 +60,7 @@ PART_NODE=(1 2 3 1)      # partition -> node
 node_do() {
     local i=$1
     shift
-    (
-        export AP_FSYNC=off
-        ap_use_cluster "node$i" "${NODE_PORT[i]}" >/dev/null
-        "$@" 8>&-      # a node server must not inherit the node lock
-    )
+    AP_FSYNC=off ap_in_cluster "node$i" "${NODE_PORT[i]}" "$@" 8>&-   # no node server inherits the node lock
 }
 node_start() { node_do "$1" ap_start "approvals.naptime = 1" "approvals.chunk_size = 50"; }
 node_up() { node_do "$1" ap_postmaster_pid >/dev/null 2>&1; }

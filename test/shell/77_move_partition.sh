@@ -31,13 +31,8 @@ WORK=$(mktemp -d)
 chmod 755 "$WORK"
 declare -A CONN=() PCONN=()   # psql as postgres; a partition's string (no user: the caller's)
 
-# node NAME PORT CMD...: run CMD with the AP_* variables of node cluster NAME on PORT.
-node() {
-    local name=$1 port=$2
-    shift 2
-    (ap_use_cluster "move$name" "$port" >/dev/null && "$@")
-}
-node_sql() { node "$1" "$2" "$AP_BIN/psql" -X -v ON_ERROR_STOP=1 -h "\$AP_PGHOST" -qAt -U postgres -d postgres "${@:3}"; }
+# node NAME PORT CMD...: run CMD for node cluster NAME (a or d) on PORT.
+node() { ap_in_cluster "move$1" "$2" "${@:3}"; }
 # psql on node NAME (a or d) by its connection string.
 nq() { timeout -k 5 60 "$AP_BIN/psql" -X -v ON_ERROR_STOP=1 -qAt "${CONN[$1]}" "${@:2}"; }
 rq() { SQL_TIMEOUT=60 sqld "$ROUTER_DB" "$@"; }
