@@ -15,6 +15,9 @@
 #   - ids that carry no key of their tenant (a claim id chosen on the node, a tracking_id as
 #     0.1.0 made them) route by their own hash, so after the move they are not found; after
 #     approvals_router.learn_ids() they route to D
+#   - set_partitions refuses NULL, a count that is not a power of two up to 256, a string with a
+#     user, a password or a URI, one node spelled two ways; a role cannot map itself to another
+#     user of approvals_nodes
 #
 # Run by test/run.sh against its scratch cluster (the router). Prints "ok N - ..." lines.
 set -uo pipefail
@@ -181,6 +184,19 @@ check "the idempotency key of a moved claim still returns the same claim" \
     "$(rq -c "SELECT id FROM approvals.claims WHERE tenant = '$t' AND resource_id = '$t-idem'")" \
     "$(rq -c "SELECT id FROM approvals.submit('mv', '$t-idem', 'h', tenant => '$t', actor => 'usr_req', idempotency_key => 'k-$t')")"
 s=${STAY[0]}
+# set_partitions refuses what would break routing or identity, and changes nothing then
+sqlstate() { rq -v VERBOSITY=sqlstate -c "$1" 2>&1 | sed -n 's/^ERROR:  //p'; }
+A0=${PCONN[a]}
+check "set_partitions: NULL, a NULL string, 3 or 512 entries, a user, a password, a URI, one node spelled two ways" \
+    "22004 22004 22023 22023 22023 22023 22023 22023" \
+    "$(sqlstate "SELECT approvals_router.set_partitions(NULL)") $(sqlstate "SELECT approvals_router.set_partitions(ARRAY['$A0', NULL])") $(sqlstate "SELECT approvals_router.set_partitions(ARRAY['$A0', '$A0', '$A0'])") $(sqlstate "SELECT approvals_router.set_partitions(array_fill('$A0'::text, ARRAY[512]))") $(sqlstate "SELECT approvals_router.set_partitions(ARRAY['$A0 user=postgres'])") $(sqlstate "SELECT approvals_router.set_partitions(ARRAY['$A0 password=x'])") $(sqlstate "SELECT approvals_router.set_partitions(ARRAY['postgresql:///postgres'])") $(sqlstate "SELECT approvals_router.set_partitions(ARRAY['$A0', '  $A0'])")"
+check "after the refused calls the partitions are still [A, D]" "${PCONN[a]}|${PCONN[d]}" \
+    "$(rq -c "SELECT string_agg(conninfo, '|' ORDER BY partition) FROM approvals_router.partitions")"
+# only a superuser maps users of approvals_nodes: a role mapping itself to postgres is 42501
+sql -c "CREATE ROLE ${RUN}_r IN ROLE approvals_reader" >/dev/null
+check "a role with USAGE on approvals_nodes cannot map itself to another user (42501)" "42501" \
+    "$(sqlstate "SET ROLE ${RUN}_r; CREATE USER MAPPING FOR ${RUN}_r SERVER approvals_nodes OPTIONS (user 'postgres')")"
+sql -c "DROP ROLE IF EXISTS ${RUN}_r" >/dev/null
 check "a tenant of partition 0 is unaffected (submit and decide through the router, on A)" "approved 1" \
     "$(rq -c "SELECT status FROM approvals.decide((approvals.submit('mv', '$s-new', 'h', tenant => '$s', actor => 'usr_req')).id, 'approved', actor => 'usr_rev')") $(nq a -c "SELECT count(*) FROM approvals.claims WHERE resource_id = '$s-new'")"
 # the legacy ids route by their own hash (to A) until the router learns them
