@@ -24,7 +24,7 @@ PGFILEDESC = "approvals - approval workflows and bulk approval batches"
 
 REGRESS      = claims batches
 REGRESS_OPTS = --load-extension=approvals
-ISOLATION      = decide_race resubmit_race notify batch_vs_decide batch_overlap batch_cancel step_quorum_race delegate_race revoke_race policy_submit_race seal_race
+ISOLATION      = decide_race resubmit_race notify batch_vs_decide batch_overlap batch_cancel step_quorum_race delegate_race revoke_race policy_submit_race seal_race batch_row_locks
 ISOLATION_OPTS = --inputdir=test/isolation --load-extension=approvals
 
 # The library checks that the installed SQL objects are the version it was built for.

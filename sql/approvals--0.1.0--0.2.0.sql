@@ -756,3 +756,12 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION approvals.batch_of_file(text, text),
       approvals.api_payout_file(approvals.batches), approvals.api_batch_statistics(text)
       TO approvals_reader;
+
+-- The uncontended pass of a batch chunk (decides without a lock pass) asks it which claims
+-- another transaction holds.
+CREATE FUNCTION approvals.claim_row_unlocked(claim_row tid) RETURNS boolean
+    LANGUAGE c STRICT VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_claim_row_unlocked';
+COMMENT ON FUNCTION approvals.claim_row_unlocked(tid) IS
+    'Internal: does no other transaction hold the approvals.claims row at that location? (a batch chunk leaves such claims to its lock pass instead of waiting)';
+REVOKE ALL ON FUNCTION approvals.claim_row_unlocked(tid) FROM PUBLIC;

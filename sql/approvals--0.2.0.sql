@@ -749,6 +749,13 @@ RETURNS TABLE (claim_id text, decision text, error text, processed_at timestampt
 COMMENT ON FUNCTION approvals.process_batch(text) IS
     'Process a pending or queued batch now, inside the calling transaction; one row per claim';
 
+CREATE FUNCTION approvals.claim_row_unlocked(claim_row tid) RETURNS boolean
+    LANGUAGE c STRICT VOLATILE
+    AS 'MODULE_PATHNAME', 'approvals_claim_row_unlocked';
+COMMENT ON FUNCTION approvals.claim_row_unlocked(tid) IS
+    'Internal: does no other transaction hold the approvals.claims row at that location? (a batch chunk leaves such claims to its lock pass instead of waiting)';
+REVOKE ALL ON FUNCTION approvals.claim_row_unlocked(tid) FROM PUBLIC;
+
 CREATE FUNCTION approvals.cancel_batch(batch_id text, comment text DEFAULT NULL)
 RETURNS TABLE (batch_id text, cancelled boolean, cancelled_at timestamptz, claims_reverted integer)
     LANGUAGE c VOLATILE

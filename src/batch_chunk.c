@@ -1,25 +1,35 @@
 /*
  * batch_chunk.c
- *		One chunk of a batch: its next items (at most chunk_size), their claims
- *		locked in id order (SKIP LOCKED, waited for with the retry policy when
- *		auto_retry) and classified, the rest decided by one set-based statement
- *		per group of items, the items' results and the batch's counters written
- *		in one statement each, and the failure threshold checked (rolling the
+ *		One chunk of a batch: its next items (at most chunk_size), decided
+ *		first by one statement that takes no lock ahead (uncontended, the
+ *		usual case); the claims it left undecided, or all of them when that
+ *		statement could not finish without waiting, are then locked in id order
+ *		(SKIP LOCKED, waited for with the retry policy when auto_retry) and
+ *		classified, the rest decided by one set-based statement per group of
+ *		items; then the items' results and the batch's counters are written in
+ *		one statement each, and the failure threshold checked (rolling the
  *		batch back when it says so).
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/multixact.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
+#include "storage/procarray.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
@@ -45,6 +55,7 @@ typedef struct ChunkState
 	char	  **inbox_ids;		/* locked claims that are in someone's inbox */
 	int			n_inbox;
 	const char *actor;
+	HTAB	   *index;			/* claim id -> item */
 } ChunkState;
 
 /* Decide a group of claims: set-based update + events + handlers. */
@@ -118,12 +129,193 @@ ItemFail(ChunkState *cs, int item, const char *error)
 }
 
 /*
- * Lock the chunk's pending claims (SKIP LOCKED, retried with backoff when
- * auto_retry) and classify every item: failed with an item error, or ready
- * to be decided (apply list).
+ * How long the uncontended statement may wait for a row lock before it gives
+ * up (rolled back) and the chunk takes the lock pass instead, which skips
+ * locked claims rather than waiting for them.
+ */
+#define CHUNK_UNCONTENDED_LOCK_TIMEOUT "10ms"
+
+/*
+ * approvals.claim_row_unlocked(row tid) -> boolean: does no other transaction
+ * hold (or is still writing) the approvals.claims row version at that
+ * location?  The uncontended statement leaves such claims to the lock pass,
+ * which skips them, rather than waiting for them.  Reads the row's header
+ * only; a location that holds no row version answers true (an update finds
+ * nothing there).
+ */
+PG_FUNCTION_INFO_V1(approvals_claim_row_unlocked);
+Datum
+approvals_claim_row_unlocked(PG_FUNCTION_ARGS)
+{
+	ItemPointer tid = (ItemPointer) PG_GETARG_POINTER(0);
+	BlockNumber block = ItemPointerGetBlockNumberNoCheck(tid);
+	OffsetNumber offset = ItemPointerGetOffsetNumberNoCheck(tid);
+	Oid		   *relid = (Oid *) fcinfo->flinfo->fn_extra;
+	Relation	rel;
+	bool		unlocked = true;
+
+	if (relid == NULL)
+	{
+		Oid			nsp = get_namespace_oid("approvals", false);
+
+		relid = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid));
+		*relid = get_relname_relid("claims", nsp);
+		if (!OidIsValid(*relid))
+			elog(ERROR, "table approvals.claims does not exist");
+		fcinfo->flinfo->fn_extra = relid;
+	}
+	rel = table_open(*relid, AccessShareLock);
+	if (block < RelationGetNumberOfBlocks(rel))
+	{
+		Buffer		buf = ReadBuffer(rel, block);
+		Page		page;
+
+		LockBuffer(buf, BUFFER_LOCK_SHARE);
+		page = BufferGetPage(buf);
+		if (offset >= FirstOffsetNumber && offset <= PageGetMaxOffsetNumber(page) &&
+			ItemIdIsNormal(PageGetItemId(page, offset)))
+		{
+			HeapTupleHeader tuple = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, offset));
+			uint16		infomask = tuple->t_infomask;
+			TransactionId xmax = HeapTupleHeaderGetRawXmax(tuple);
+
+			if (infomask & HEAP_XMAX_INVALID)
+				unlocked = true;
+			else if (infomask & HEAP_XMAX_IS_MULTI)
+				unlocked = !MultiXactIdIsRunning((MultiXactId) xmax,
+												 HEAP_XMAX_IS_LOCKED_ONLY(infomask));
+			else
+				unlocked = !TransactionIdIsNormal(xmax) ||
+					TransactionIdIsCurrentTransactionId(xmax) ||
+					!TransactionIdIsInProgress(xmax);
+		}
+		UnlockReleaseBuffer(buf);
+	}
+	table_close(rel, AccessShareLock);
+	PG_RETURN_BOOL(unlocked);
+}
+
+/*
+ * Decide, without locking anything ahead, every claim of the chunk that is
+ * pending and passes the checks of ChunkLockAndClassify (same tenant, not the
+ * coordinator's own unless allowed, not expired), and run their handlers.
+ * Runs in a subtransaction under a short lock_timeout (the caller's try).
+ * The statement returns one row per decided claim and one per event it
+ * wrote, matched here by claim id: a join of the two in SQL would be planned
+ * from estimates that can make it a loop over the chunk per row.
  */
 static void
-ChunkLockAndClassify(ChunkState *cs, HTAB *index)
+ChunkDecideUncontended(void *arg)
+{
+	static const ApStmt sql = {
+		"WITH c AS ("
+		"  UPDATE approvals.claims c SET status = $2, reviewer = $3, batch_id = $4, "
+		"    assignee = NULL, decided_at = now(), updated_at = now() "
+		"  WHERE c.id = ANY ($1) AND c.status = 'pending' "
+		"    AND c.tenant IS NOT DISTINCT FROM $6 "
+		"    AND (c.requester IS DISTINCT FROM $3 OR c.allow_self_approval IS TRUE) "
+		"    AND NOT coalesce(c.expires_at <= now(), false) "
+		"    AND approvals.claim_row_unlocked(c.ctid) "
+		"  RETURNING c.id, c.tenant, c.snapshot_hash, c.resource_type, c.amount, "
+		"    c.named_approvers IS NOT NULL AS named), "
+		"e AS ("
+		"  INSERT INTO approvals.events (claim_id, batch_id, tenant, actor, action, "
+		"    from_status, to_status, comment, snapshot_hash) "
+		"  SELECT id, $4, tenant, $3, $2, 'pending', $2, $5, snapshot_hash FROM c "
+		"  RETURNING claim_id, id) "
+		"SELECT c.id, NULL::bigint, h.handler::oid, h.search_path, c.amount, c.named "
+		"FROM c LEFT JOIN approvals.handlers h ON h.resource_type = c.resource_type "
+		"UNION ALL SELECT e.claim_id, e.id, NULL, NULL, NULL, NULL FROM e",
+		6, {TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}
+	};
+	enum
+	{
+		ROW_CLAIM_ID = 1, ROW_EVENT_ID, ROW_HANDLER, ROW_SEARCH_PATH, ROW_AMOUNT, ROW_NAMED
+	};
+	ChunkState *cs = (ChunkState *) arg;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, cs->bi->comment == NULL,
+	cs->bi->tenant == NULL};
+	int			nest = NewGUCNestLevel();
+	int64	   *event_ids = palloc0(sizeof(int64) * cs->n);
+	Oid		   *handlers = palloc0(sizeof(Oid) * cs->n);
+	char	  **paths = palloc0(sizeof(char *) * cs->n);
+	int			rows;
+
+	(void) set_config_option("lock_timeout", CHUNK_UNCONTENDED_LOCK_TIMEOUT, PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	values[0] = ApCStringArrayDatum(cs->claim_ids, cs->n);
+	values[1] = CStringGetTextDatum(cs->bi->decision);
+	values[2] = CStringGetTextDatum(cs->actor);
+	values[3] = CStringGetTextDatum(cs->bi->id);
+	values[4] = cs->bi->comment ? CStringGetTextDatum(cs->bi->comment) : (Datum) 0;
+	values[5] = cs->bi->tenant ? CStringGetTextDatum(cs->bi->tenant) : (Datum) 0;
+	rows = ApExec(&sql, values, nulls, 0);
+	for (int r = 0; r < rows; r++)
+	{
+		char	   *id = ApGetCString(r, ROW_CLAIM_ID);
+		IdIndexEntry *e = ApStringHashSearch(cs->index, id, HASH_FIND, NULL);
+		bool		isnull;
+		Datum		event_id = ApGetDatum(r, ROW_EVENT_ID, &isnull);
+
+		if (e == NULL)
+			elog(ERROR, "claim \"%s\" was decided but is not in the chunk", id);
+		if (!isnull)
+		{
+			event_ids[e->item] = DatumGetInt64(event_id);
+			continue;
+		}
+		cs->decision[e->item] = cs->bi->decision;
+		ChunkKeepAmount(cs, e->item, r, ROW_AMOUNT);
+		if (DatumGetBool(ApGetDatum(r, ROW_NAMED, &isnull)))
+			cs->inbox_ids[cs->n_inbox++] = id;
+		handlers[e->item] = DatumGetObjectId(ApGetDatum(r, ROW_HANDLER, &isnull));
+		if (!isnull)
+			paths[e->item] = ApGetCString(r, ROW_SEARCH_PATH);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	for (int i = 0; i < cs->n; i++)
+		if (cs->decision[i] != NULL && OidIsValid(handlers[i]))
+			ApInvokeHandler(handlers[i], paths[i], cs->claim_ids[i], event_ids[i]);
+	AtEOXact_GUC(true, nest);
+}
+
+/*
+ * The uncontended pass: on success its items are done and the others are
+ * returned in left (to the lock pass); if it failed (a lock it would have had
+ * to wait for, a handler that raised, anything) nothing of it stays and every
+ * item is left.  Returns the number of items left.
+ */
+static int
+ChunkUncontended(ChunkState *cs, char **left)
+{
+	ErrorData  *edata = ApTryInSubxact(ChunkDecideUncontended, cs, true, false,
+									   CurrentMemoryContext);
+	int			n_left = 0;
+
+	if (edata != NULL)
+	{
+		FreeErrorData(edata);
+		cs->n_inbox = 0;
+		for (int i = 0; i < cs->n; i++)
+		{
+			cs->decision[i] = NULL;
+			cs->amount_null[i] = true;
+		}
+	}
+	for (int i = 0; i < cs->n; i++)
+		if (cs->decision[i] == NULL)
+			left[n_left++] = cs->claim_ids[i];
+	return n_left;
+}
+
+/*
+ * Lock the pending claims of the n_waiting items of waiting (SKIP LOCKED,
+ * retried with backoff when auto_retry) and classify each of those items:
+ * failed with an item error, or ready to be decided (apply list).
+ */
+static void
+ChunkLockAndClassify(ChunkState *cs, char **waiting, int n_waiting)
 {
 	static const ApStmt lock_sql = {
 		"SELECT c.id, c.tenant IS NOT DISTINCT FROM $2, c.requester, c.allow_self_approval, "
@@ -150,14 +342,10 @@ ChunkLockAndClassify(ChunkState *cs, HTAB *index)
 	};
 	Datum		values[2];
 	bool		nulls[2] = {false, cs->bi->tenant == NULL};
-	char	  **waiting = palloc(sizeof(char *) * cs->n);
-	int			n_waiting = 0;
+	HTAB	   *index = cs->index;
 	bool	   *seen = palloc(sizeof(bool) * cs->n);
 
 	values[1] = cs->bi->tenant ? CStringGetTextDatum(cs->bi->tenant) : (Datum) 0;
-	for (int i = 0; i < cs->n; i++)
-		waiting[n_waiting++] = cs->claim_ids[i];
-
 	for (int attempt = 0; n_waiting > 0; attempt++)
 	{
 		int			rows;
@@ -394,8 +582,9 @@ ChunkInner(const char *batch_id, int chunk_size)
 	Datum		values[3];
 	BatchInfo	bi;
 	ChunkState	cs;
-	HTAB	   *index;
 	int			failed;
+	char	  **left;
+	int			n_left;
 	int			last_position;
 	int			first;
 	int			width;
@@ -434,20 +623,22 @@ ChunkInner(const char *batch_id, int chunk_size)
 	for (int i = 0; i < cs.n; i++)
 		cs.amount_null[i] = true;
 
-	index = ApStringHashCreate("approvals chunk ids", cs.n, sizeof(IdIndexEntry),
-							   CurrentMemoryContext);
+	cs.index = ApStringHashCreate("approvals chunk ids", cs.n, sizeof(IdIndexEntry),
+								  CurrentMemoryContext);
 	for (int i = 0; i < cs.n; i++)
 	{
 		cs.positions[i] = DatumGetInt32(ApGetDatum(i, ITEM_POSITION, &isnull));
 		cs.claim_ids[i] = ApGetCString(i, ITEM_CLAIM_ID);
-		((IdIndexEntry *) ApStringHashSearch(index, cs.claim_ids[i], HASH_ENTER,
+		((IdIndexEntry *) ApStringHashSearch(cs.index, cs.claim_ids[i], HASH_ENTER,
 											 NULL))->item = i;
 	}
 	SPI_freetuptable(SPI_tuptable);
 
 	if (cs.n > 0)
 	{
-		ChunkLockAndClassify(&cs, index);
+		left = palloc(sizeof(char *) * cs.n);
+		n_left = ChunkUncontended(&cs, left);
+		ChunkLockAndClassify(&cs, left, n_left);
 		ApApplyGroups(ChunkApplyGroup, ChunkApplyFailed, &cs, 0, cs.n_apply,
 					  cs.apply_guarded, bi.auto_retry);
 		/* decided claims leave the inboxes they were in */
@@ -457,7 +648,7 @@ ChunkInner(const char *batch_id, int chunk_size)
 				cs.decision[cs.apply_item[k]] = bi.decision;
 		ChunkStoreItems(&cs, first, width);
 	}
-	hash_destroy(index);
+	hash_destroy(cs.index);
 	failed = ChunkStoreCounters(&cs, first + width);
 
 	if (ThresholdExceeded(&bi, failed) && bi.rollback)
