@@ -199,7 +199,9 @@ approvals_claim_row_unlocked(PG_FUNCTION_ARGS)
  * Decide, without locking anything ahead, every claim of the chunk that is
  * pending and passes the checks of ChunkLockAndClassify (same tenant, not the
  * coordinator's own unless allowed, not expired), and run their handlers.
- * Runs in a subtransaction under a short lock_timeout (the caller's try).
+ * Runs in a subtransaction (the caller's try), the statement under a short
+ * lock_timeout: a lock taken between claim_row_unlocked's look and the
+ * update makes it fail rather than wait.
  * The statement returns one row per decided claim and one per event it
  * wrote, matched here by claim id: a join of the two in SQL would be planned
  * from estimates that can make it a loop over the chunk per row.
@@ -251,6 +253,8 @@ ChunkDecideUncontended(void *arg)
 	values[4] = cs->bi->comment ? CStringGetTextDatum(cs->bi->comment) : (Datum) 0;
 	values[5] = cs->bi->tenant ? CStringGetTextDatum(cs->bi->tenant) : (Datum) 0;
 	rows = ApExec(&sql, values, nulls, 0);
+	/* handlers wait for locks as they would anywhere else */
+	AtEOXact_GUC(true, nest);
 	for (int r = 0; r < rows; r++)
 	{
 		char	   *id = ApGetCString(r, ROW_CLAIM_ID);
@@ -277,7 +281,6 @@ ChunkDecideUncontended(void *arg)
 	for (int i = 0; i < cs->n; i++)
 		if (cs->decision[i] != NULL && OidIsValid(handlers[i]))
 			ApInvokeHandler(handlers[i], paths[i], cs->claim_ids[i], event_ids[i]);
-	AtEOXact_GUC(true, nest);
 }
 
 /*

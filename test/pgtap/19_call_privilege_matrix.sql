@@ -26,7 +26,7 @@
 -- by 8 (pass 1) + the number of its "denied" cells if its basis is the role
 -- table (pass 2).
 BEGIN;
-SELECT plan(640);
+SELECT plan(648);
 
 -- ---------------------------------------------------------------------------
 -- Roles
@@ -67,10 +67,12 @@ INSERT INTO pm_roles VALUES
 --   the row-level security policies call them), PUBLIC and no role may not.
 -- basis 'trigger': events_append_only, the trigger function of approvals.events;
 --   nobody calls it directly (no EXECUTE for anyone today).
+-- basis 'internal': claim_row_unlocked, called by the batch chunks as the
+--   extension's owner; the README says no role may call it.
 CREATE TEMP TABLE pm_matrix (
     ord         serial,
     fn          text PRIMARY KEY,
-    basis       text NOT NULL CHECK (basis IN ('role table', 'helper', 'trigger')),
+    basis       text NOT NULL CHECK (basis IN ('role table', 'helper', 'trigger', 'internal')),
     reader      text NOT NULL, requester text NOT NULL, reviewer text NOT NULL,
     coordinator text NOT NULL, admin     text NOT NULL, platform text NOT NULL,
     norole      text NOT NULL, public    text NOT NULL);
@@ -137,7 +139,9 @@ INSERT INTO pm_matrix (fn, basis, reader, requester, reviewer, coordinator, admi
     ('api_payout_file',    'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     ('batch_of_file',      'helper',     'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'allowed', 'denied', 'denied'),
     -- the trigger function of approvals.events
-    ('events_append_only', 'trigger',    'denied',  'denied',  'denied',  'denied',  'denied',  'denied',  'denied', 'denied');
+    ('events_append_only', 'trigger',    'denied',  'denied',  'denied',  'denied',  'denied',  'denied',  'denied', 'denied'),
+    -- internal: the batch chunks' row-lock check
+    ('claim_row_unlocked', 'internal',   'denied',  'denied',  'denied',  'denied',  'denied',  'denied',  'denied', 'denied');
 
 -- One row per (function, role): the matrix in the shape (function, role, expected).
 CREATE TEMP VIEW pm_expected AS
@@ -234,7 +238,8 @@ INSERT INTO pm_calls VALUES
                                to_jsonb(ARRAY(SELECT claim_id FROM approvals.batch_items WHERE batch_id = {pending}))))$$),
     ('api_process_batch',  $$SELECT approvals.api_process_batch({pending})$$),
     ('api_batch_statistics', $$SELECT approvals.api_batch_statistics({pending})$$),
-    ('events_append_only', $$SELECT approvals.events_append_only()$$);
+    ('events_append_only', $$SELECT approvals.events_append_only()$$),
+    ('claim_row_unlocked', $$SELECT approvals.claim_row_unlocked('(0,1)')$$);
 UPDATE pm_calls c SET sql = replace(c.sql, '{' || f.label || '}', quote_literal(f.id))
   FROM pm_fixture f WHERE c.sql LIKE '%{' || f.label || '}%';
 

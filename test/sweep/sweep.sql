@@ -201,7 +201,8 @@ INSERT INTO sweep.type_sane VALUES
     ('timestamptz', $$now() + interval '1 day'$$),
     ('jsonb', $$'{"k": "v"}'$$),
     ('regprocedure', $$'sweep.handler_{role}(approvals.claims, approvals.events)'$$),
-    ('regrole', 'current_user');
+    ('regrole', 'current_user'),
+    ('tid', $$'(0,1)'$$);
 
 -- ---------------------------------------------------------------------------------------
 -- Hostile values per type. label is how a report names the value.
@@ -286,6 +287,13 @@ INSERT INTO sweep.hostile (typ, ord, label, expr) VALUES
     ('real', 7, '-0', $$'-0'$$),
     ('real', 8, '3.4e38', $$'3.4e38'$$),
     ('real', 9, '1e-45', $$'1e-45'$$),
+
+    ('tid', 1, 'NULL', 'NULL'),
+    ('tid', 2, '(0,0)', $$'(0,0)'$$),
+    ('tid', 3, '(0,65535)', $$'(0,65535)'$$),
+    ('tid', 4, '(4294967295,65535)', $$'(4294967295,65535)'$$),
+    ('tid', 5, '(4294967294,1)', $$'(4294967294,1)'$$),
+    ('tid', 6, 'a claim row', $$(SELECT max(ctid) FROM approvals.claims)$$),
 
     ('boolean', 1, 'NULL', 'NULL'),
     ('boolean', 2, 'true', 'true'),
