@@ -17,6 +17,8 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -135,13 +137,20 @@ ItemFail(ChunkState *cs, int item, const char *error)
  */
 #define CHUNK_UNCONTENDED_LOCK_TIMEOUT "10ms"
 
+/* What claim_row_unlocked keeps between calls of one statement (fn_extra). */
+typedef struct RowCheckCache
+{
+	Oid			relid;			/* approvals.claims */
+	BlockNumber nblocks;		/* its size when last looked at */
+} RowCheckCache;
+
 /*
- * approvals.claim_row_unlocked(row tid) -> boolean: does no other transaction
- * hold (or is still writing) the approvals.claims row version at that
- * location?  The uncontended statement leaves such claims to the lock pass,
- * which skips them, rather than waiting for them.  Reads the row's header
- * only; a location that holds no row version answers true (an update finds
- * nothing there).
+ * approvals.claim_row_unlocked(claim_row tid) -> boolean: does no other
+ * transaction hold (or is still writing) the approvals.claims row version at
+ * that location?  The uncontended statement leaves such claims to the lock
+ * pass, which skips them, rather than waiting for them.  Reads the row's
+ * header only; a location that holds no row version answers true (an update
+ * finds nothing there), and so does anything but a heap table.
  */
 PG_FUNCTION_INFO_V1(approvals_claim_row_unlocked);
 Datum
@@ -150,49 +159,57 @@ approvals_claim_row_unlocked(PG_FUNCTION_ARGS)
 	ItemPointer tid = (ItemPointer) PG_GETARG_POINTER(0);
 	BlockNumber block = ItemPointerGetBlockNumberNoCheck(tid);
 	OffsetNumber offset = ItemPointerGetOffsetNumberNoCheck(tid);
-	Oid		   *relid = (Oid *) fcinfo->flinfo->fn_extra;
+	RowCheckCache *cache = (RowCheckCache *) fcinfo->flinfo->fn_extra;
 	Relation	rel;
-	bool		unlocked = true;
+	Buffer		buf;
+	Page		page;
+	uint16		infomask = HEAP_XMAX_INVALID;
+	TransactionId xmax = InvalidTransactionId;
 
-	if (relid == NULL)
+	if (cache == NULL)
 	{
-		Oid			nsp = get_namespace_oid("approvals", false);
-
-		relid = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid));
-		*relid = get_relname_relid("claims", nsp);
-		if (!OidIsValid(*relid))
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(RowCheckCache));
+		cache->relid = get_relname_relid("claims", get_namespace_oid("approvals", false));
+		if (!OidIsValid(cache->relid))
 			elog(ERROR, "table approvals.claims does not exist");
-		fcinfo->flinfo->fn_extra = relid;
+		fcinfo->flinfo->fn_extra = cache;
 	}
-	rel = table_open(*relid, AccessShareLock);
-	if (block < RelationGetNumberOfBlocks(rel))
+	/* kept until the end of the transaction, so the table cannot shrink meanwhile */
+	rel = table_open(cache->relid, AccessShareLock);
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relam != HEAP_TABLE_AM_OID)
 	{
-		Buffer		buf = ReadBuffer(rel, block);
-		Page		page;
-
-		LockBuffer(buf, BUFFER_LOCK_SHARE);
-		page = BufferGetPage(buf);
-		if (offset >= FirstOffsetNumber && offset <= PageGetMaxOffsetNumber(page) &&
-			ItemIdIsNormal(PageGetItemId(page, offset)))
-		{
-			HeapTupleHeader tuple = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, offset));
-			uint16		infomask = tuple->t_infomask;
-			TransactionId xmax = HeapTupleHeaderGetRawXmax(tuple);
-
-			if (infomask & HEAP_XMAX_INVALID)
-				unlocked = true;
-			else if (infomask & HEAP_XMAX_IS_MULTI)
-				unlocked = !MultiXactIdIsRunning((MultiXactId) xmax,
-												 HEAP_XMAX_IS_LOCKED_ONLY(infomask));
-			else
-				unlocked = !TransactionIdIsNormal(xmax) ||
-					TransactionIdIsCurrentTransactionId(xmax) ||
-					!TransactionIdIsInProgress(xmax);
-		}
-		UnlockReleaseBuffer(buf);
+		table_close(rel, NoLock);
+		PG_RETURN_BOOL(true);
 	}
-	table_close(rel, AccessShareLock);
-	PG_RETURN_BOOL(unlocked);
+	if (block >= cache->nblocks)
+		cache->nblocks = RelationGetNumberOfBlocks(rel);
+	if (block >= cache->nblocks)
+	{
+		table_close(rel, NoLock);
+		PG_RETURN_BOOL(true);
+	}
+	buf = ReadBuffer(rel, block);
+	LockBuffer(buf, BUFFER_LOCK_SHARE);
+	page = BufferGetPage(buf);
+	if (offset >= FirstOffsetNumber && offset <= PageGetMaxOffsetNumber(page) &&
+		ItemIdIsNormal(PageGetItemId(page, offset)))
+	{
+		HeapTupleHeader tuple = (HeapTupleHeader) PageGetItem(page, PageGetItemId(page, offset));
+
+		infomask = tuple->t_infomask;
+		xmax = HeapTupleHeaderGetRawXmax(tuple);
+	}
+	UnlockReleaseBuffer(buf);
+	table_close(rel, NoLock);
+
+	if (infomask & HEAP_XMAX_INVALID)
+		PG_RETURN_BOOL(true);
+	if (infomask & HEAP_XMAX_IS_MULTI)
+		PG_RETURN_BOOL(!MultiXactIdIsRunning((MultiXactId) xmax,
+											 HEAP_XMAX_IS_LOCKED_ONLY(infomask)));
+	PG_RETURN_BOOL(!TransactionIdIsNormal(xmax) ||
+				   TransactionIdIsCurrentTransactionId(xmax) ||
+				   !TransactionIdIsInProgress(xmax));
 }
 
 /*
@@ -298,6 +315,9 @@ ChunkUncontended(ChunkState *cs, char **left)
 
 	if (edata != NULL)
 	{
+		ereport(DEBUG1,
+				(errmsg("approvals: batch \"%s\": a chunk takes the lock pass: %s",
+						cs->bi->id, edata->message)));
 		FreeErrorData(edata);
 		cs->n_inbox = 0;
 		for (int i = 0; i < cs->n; i++)

@@ -737,6 +737,7 @@ approvals_submit(PG_FUNCTION_ARGS)
 		currency, priority};
 		Datum		values[24];
 		bool		nulls[24];
+		bool		taken;
 
 		for (int i = 0; i < 14; i++)
 		{
@@ -775,7 +776,8 @@ approvals_submit(PG_FUNCTION_ARGS)
 			ClaimKeepRow(&st, CC_NAMED + 1);
 			break;
 		}
-		if (ClaimExists(id) && id_generated && attempt < SUBMIT_RETRIES)
+		taken = ClaimExists(id);
+		if (taken && id_generated && attempt < SUBMIT_RETRIES)
 		{
 			/* 56 random bits met an id of the tenant's key: draw again */
 			id = ApNewId("clm_", tenant);
@@ -783,7 +785,7 @@ approvals_submit(PG_FUNCTION_ARGS)
 				IdempotencyRebind("claim", call.caller.actor, idem_key, id);
 			continue;
 		}
-		if (ClaimExists(id))
+		if (taken)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("claim \"%s\" already exists", id),

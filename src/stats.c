@@ -132,13 +132,16 @@ StatsRun(FunctionCallInfo fcinfo, const ApStmt *sql)
 		"coalesce(a.pending, 0), coalesce(a.overdue, 0) " \
 		"FROM d FULL JOIN a ON a.actor = d.actor ORDER BY 1"
 
+/* the parameters of every statistics statement: since, tenant, sees all tenants, visible tenants */
+#define STATS_PARAMS 4, {TIMESTAMPTZOID, TEXTOID, BOOLOID, TEXTARRAYOID}
+
 /* approvals.claim_stats(since, tenant): per resource type, counts and decision times. */
 Datum
 approvals_claim_stats(PG_FUNCTION_ARGS)
 {
 	static const ApStmt sql = {
 		CLAIM_STATS_SQL(STATS_PERCENTILES),
-		4, {TIMESTAMPTZOID, TEXTOID, BOOLOID, TEXTARRAYOID}
+		STATS_PARAMS
 	};
 
 	return StatsRun(fcinfo, &sql);
@@ -154,7 +157,7 @@ approvals_claim_stats_parts(PG_FUNCTION_ARGS)
 {
 	static const ApStmt sql = {
 		CLAIM_STATS_SQL(STATS_ALL_TIMES),
-		4, {TIMESTAMPTZOID, TEXTOID, BOOLOID, TEXTARRAYOID}
+		STATS_PARAMS
 	};
 
 	return StatsRun(fcinfo, &sql);
@@ -170,7 +173,7 @@ approvals_approver_stats(PG_FUNCTION_ARGS)
 {
 	static const ApStmt sql = {
 		APPROVER_STATS_SQL(STATS_PERCENTILES),
-		4, {TIMESTAMPTZOID, TEXTOID, BOOLOID, TEXTARRAYOID}
+		STATS_PARAMS
 	};
 
 	return StatsRun(fcinfo, &sql);
@@ -182,7 +185,7 @@ approvals_approver_stats_parts(PG_FUNCTION_ARGS)
 {
 	static const ApStmt sql = {
 		APPROVER_STATS_SQL(STATS_ALL_TIMES),
-		4, {TIMESTAMPTZOID, TEXTOID, BOOLOID, TEXTARRAYOID}
+		STATS_PARAMS
 	};
 
 	return StatsRun(fcinfo, &sql);
