@@ -231,7 +231,20 @@ typedef void (*ApGroupFailFn) (void *state, int idx, const char *message);
 extern bool ApRunHandler(const char *resource_type, const char *claim_id, int64 event_id);
 extern void ApInvokeHandler(Oid handler, const char *path, const char *claim_id,
 							int64 event_id);
-extern void ApApplyStatement(const ApStmt *stmt, const Datum *values, const bool *nulls);
+/*
+ * The end of an ApApplyStatement statement whose CTE c (id, resource_type)
+ * changed the claims and e (claim_id, id) appended their events: a claim row
+ * per claim with a handler, and the event rows when any handler exists.
+ */
+#define APPLY_HANDLER_ROWS \
+	"SELECT c.id, NULL::bigint, h.handler::oid, h.search_path " \
+	"FROM c JOIN approvals.handlers h ON h.resource_type = c.resource_type " \
+	"UNION ALL SELECT e.claim_id, e.id, NULL, NULL FROM e " \
+	"WHERE EXISTS (SELECT 1 FROM approvals.handlers)"
+/* sees claim row r of ApApplyStatement's statement (SPI_tuptable) */
+typedef void (*ApApplyRowFn) (void *state, int r);
+extern void ApApplyStatement(const ApStmt *stmt, const Datum *values, const bool *nulls,
+							 ApApplyRowFn on_claim, void *state);
 extern void ApApplyGroups(ApGroupApplyFn apply, ApGroupFailFn fail, void *state,
 						  int lo, int hi, bool guarded, bool auto_retry);
 

@@ -60,25 +60,32 @@ typedef struct ChunkState
 	HTAB	   *index;			/* claim id -> item */
 } ChunkState;
 
-/* Decide a group of claims: set-based update + events + handlers. */
+/*
+ * What deciding claims writes, in both statements that decide them (the
+ * uncontended one and ChunkApplyGroup): $2 the decision, $3 the actor, $4
+ * the batch, $5 the comment; CTE c returns the claims decided, e their events.
+ */
+#define DECIDE_CLAIMS_SET \
+	"UPDATE approvals.claims c SET status = $2, reviewer = $3, batch_id = $4, " \
+	"  assignee = NULL, decided_at = now(), updated_at = now() "
+#define DECIDE_EVENTS \
+	"e AS (" \
+	"  INSERT INTO approvals.events (claim_id, batch_id, tenant, actor, action, " \
+	"    from_status, to_status, comment, snapshot_hash) " \
+	"  SELECT id, $4, tenant, $3, $2, 'pending', $2, $5, snapshot_hash FROM c " \
+	"  RETURNING claim_id, id) "
+
+/* Decide a group of locked claims: set-based update + events + handlers. */
 static void
 ChunkApplyGroup(void *state, int lo, int hi)
 {
-	/* returns ApApplyStatement's ApplyRow columns */
+	/* returns ApApplyStatement's ApplyRow rows */
 	static const ApStmt sql = {
-		"WITH c AS ("
-		"  UPDATE approvals.claims c SET status = $2, reviewer = $3, batch_id = $4, "
-		"    assignee = NULL, decided_at = now(), updated_at = now() "
+		"WITH c AS (" DECIDE_CLAIMS_SET
 		"  WHERE c.ctid = ANY ($1) AND c.status = 'pending' "
 		"  RETURNING c.id, c.tenant, c.snapshot_hash, c.resource_type), "
-		"e AS ("
-		"  INSERT INTO approvals.events (claim_id, batch_id, tenant, actor, action, "
-		"    from_status, to_status, comment, snapshot_hash) "
-		"  SELECT id, $4, tenant, $3, $2, 'pending', $2, $5, snapshot_hash FROM c "
-		"  RETURNING claim_id, id) "
-		"SELECT e.claim_id, e.id, h.handler::oid, h.search_path "
-		"FROM e JOIN c ON c.id = e.claim_id "
-		"JOIN approvals.handlers h ON h.resource_type = c.resource_type",
+		DECIDE_EVENTS
+		APPLY_HANDLER_ROWS,
 		5, {TIDARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}
 	};
 	ChunkState *cs = (ChunkState *) state;
@@ -95,7 +102,7 @@ ChunkApplyGroup(void *state, int lo, int hi)
 	values[2] = CStringGetTextDatum(cs->actor);
 	values[3] = CStringGetTextDatum(cs->bi->id);
 	values[4] = cs->bi->comment ? CStringGetTextDatum(cs->bi->comment) : (Datum) 0;
-	ApApplyStatement(&sql, values, nulls);
+	ApApplyStatement(&sql, values, nulls, NULL, NULL);
 }
 
 /* A claim whose handler raised: its item fails with the handler's message. */
@@ -212,6 +219,29 @@ approvals_claim_row_unlocked(PG_FUNCTION_ARGS)
 				   !TransactionIdIsInProgress(xmax));
 }
 
+/* ApApplyStatement's claim rows of the uncontended statement: then the amount, the inbox flag */
+enum
+{
+	UNCONTENDED_AMOUNT = 5, UNCONTENDED_NAMED
+};
+
+/* A claim the uncontended statement decided: its item is done. */
+static void
+ChunkUncontendedClaim(void *state, int r)
+{
+	ChunkState *cs = (ChunkState *) state;
+	char	   *id = ApGetCString(r, 1);
+	IdIndexEntry *e = ApStringHashSearch(cs->index, id, HASH_FIND, NULL);
+	bool		isnull;
+
+	if (e == NULL)
+		elog(ERROR, "claim \"%s\" was decided but is not in the chunk", id);
+	cs->decision[e->item] = cs->bi->decision;
+	ChunkKeepAmount(cs, e->item, r, UNCONTENDED_AMOUNT);
+	if (DatumGetBool(ApGetDatum(r, UNCONTENDED_NAMED, &isnull)))
+		cs->inbox_ids[cs->n_inbox++] = id;
+}
+
 /*
  * Decide, without locking anything ahead, every claim of the chunk that is
  * pending and passes the checks of ChunkLockAndClassify (same tenant, not the
@@ -219,17 +249,13 @@ approvals_claim_row_unlocked(PG_FUNCTION_ARGS)
  * Runs in a subtransaction (the caller's try), the statement under a short
  * lock_timeout: a lock taken between claim_row_unlocked's look and the
  * update makes it fail rather than wait.
- * The statement returns one row per decided claim and one per event it
- * wrote, matched here by claim id: a join of the two in SQL would be planned
- * from estimates that can make it a loop over the chunk per row.
  */
 static void
 ChunkDecideUncontended(void *arg)
 {
+	/* returns ApApplyStatement's ApplyRow rows, a claim row for every claim decided */
 	static const ApStmt sql = {
-		"WITH c AS ("
-		"  UPDATE approvals.claims c SET status = $2, reviewer = $3, batch_id = $4, "
-		"    assignee = NULL, decided_at = now(), updated_at = now() "
+		"WITH c AS (" DECIDE_CLAIMS_SET
 		"  WHERE c.id = ANY ($1) AND c.status = 'pending' "
 		"    AND c.tenant IS NOT DISTINCT FROM $6 "
 		"    AND (c.requester IS DISTINCT FROM $3 OR c.allow_self_approval IS TRUE) "
@@ -237,29 +263,18 @@ ChunkDecideUncontended(void *arg)
 		"    AND approvals.claim_row_unlocked(c.ctid) "
 		"  RETURNING c.id, c.tenant, c.snapshot_hash, c.resource_type, c.amount, "
 		"    c.named_approvers IS NOT NULL AS named), "
-		"e AS ("
-		"  INSERT INTO approvals.events (claim_id, batch_id, tenant, actor, action, "
-		"    from_status, to_status, comment, snapshot_hash) "
-		"  SELECT id, $4, tenant, $3, $2, 'pending', $2, $5, snapshot_hash FROM c "
-		"  RETURNING claim_id, id) "
+		DECIDE_EVENTS
 		"SELECT c.id, NULL::bigint, h.handler::oid, h.search_path, c.amount, c.named "
 		"FROM c LEFT JOIN approvals.handlers h ON h.resource_type = c.resource_type "
-		"UNION ALL SELECT e.claim_id, e.id, NULL, NULL, NULL, NULL FROM e",
+		"UNION ALL SELECT e.claim_id, e.id, NULL, NULL, NULL, NULL FROM e "
+		"WHERE EXISTS (SELECT 1 FROM approvals.handlers)",
 		6, {TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}
-	};
-	enum
-	{
-		ROW_CLAIM_ID = 1, ROW_EVENT_ID, ROW_HANDLER, ROW_SEARCH_PATH, ROW_AMOUNT, ROW_NAMED
 	};
 	ChunkState *cs = (ChunkState *) arg;
 	Datum		values[6];
 	bool		nulls[6] = {false, false, false, false, cs->bi->comment == NULL,
 	cs->bi->tenant == NULL};
 	int			nest = NewGUCNestLevel();
-	int64	   *event_ids = palloc0(sizeof(int64) * cs->n);
-	Oid		   *handlers = palloc0(sizeof(Oid) * cs->n);
-	char	  **paths = palloc0(sizeof(char *) * cs->n);
-	int			rows;
 
 	(void) set_config_option("lock_timeout", CHUNK_UNCONTENDED_LOCK_TIMEOUT, PGC_USERSET,
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
@@ -269,76 +284,42 @@ ChunkDecideUncontended(void *arg)
 	values[3] = CStringGetTextDatum(cs->bi->id);
 	values[4] = cs->bi->comment ? CStringGetTextDatum(cs->bi->comment) : (Datum) 0;
 	values[5] = cs->bi->tenant ? CStringGetTextDatum(cs->bi->tenant) : (Datum) 0;
-	rows = ApExec(&sql, values, nulls, 0);
-	/* handlers wait for locks as they would anywhere else */
+	ApApplyStatement(&sql, values, nulls, ChunkUncontendedClaim, cs);
 	AtEOXact_GUC(true, nest);
-	for (int r = 0; r < rows; r++)
-	{
-		char	   *id = ApGetCString(r, ROW_CLAIM_ID);
-		IdIndexEntry *e = ApStringHashSearch(cs->index, id, HASH_FIND, NULL);
-		bool		isnull;
-		Datum		event_id = ApGetDatum(r, ROW_EVENT_ID, &isnull);
-
-		if (e == NULL)
-			elog(ERROR, "claim \"%s\" was decided but is not in the chunk", id);
-		if (!isnull)
-		{
-			event_ids[e->item] = DatumGetInt64(event_id);
-			continue;
-		}
-		cs->decision[e->item] = cs->bi->decision;
-		ChunkKeepAmount(cs, e->item, r, ROW_AMOUNT);
-		if (DatumGetBool(ApGetDatum(r, ROW_NAMED, &isnull)))
-			cs->inbox_ids[cs->n_inbox++] = id;
-		handlers[e->item] = DatumGetObjectId(ApGetDatum(r, ROW_HANDLER, &isnull));
-		if (!isnull)
-			paths[e->item] = ApGetCString(r, ROW_SEARCH_PATH);
-	}
-	SPI_freetuptable(SPI_tuptable);
-	for (int i = 0; i < cs->n; i++)
-		if (cs->decision[i] != NULL && OidIsValid(handlers[i]))
-			ApInvokeHandler(handlers[i], paths[i], cs->claim_ids[i], event_ids[i]);
 }
 
 /*
- * The uncontended pass: on success its items are done and the others are
- * returned in left (to the lock pass); if it failed (a lock it would have had
- * to wait for, a handler that raised, anything) nothing of it stays and every
- * item is left.  Returns the number of items left.
+ * The uncontended pass: on success the items of the claims it decided are
+ * done; if it failed (a lock it would have had to wait for, a handler that
+ * raised, anything) nothing of it stays.  The lock pass takes what is left.
  */
-static int
-ChunkUncontended(ChunkState *cs, char **left)
+static void
+ChunkUncontended(ChunkState *cs)
 {
 	ErrorData  *edata = ApTryInSubxact(ChunkDecideUncontended, cs, true, false,
 									   CurrentMemoryContext);
-	int			n_left = 0;
 
-	if (edata != NULL)
-	{
-		ereport(DEBUG1,
-				(errmsg("approvals: batch \"%s\": a chunk takes the lock pass: %s",
-						cs->bi->id, edata->message)));
-		FreeErrorData(edata);
-		cs->n_inbox = 0;
-		for (int i = 0; i < cs->n; i++)
-		{
-			cs->decision[i] = NULL;
-			cs->amount_null[i] = true;
-		}
-	}
+	if (edata == NULL)
+		return;
+	ereport(DEBUG1,
+			(errmsg("approvals: batch \"%s\": a chunk takes the lock pass: %s",
+					cs->bi->id, edata->message)));
+	FreeErrorData(edata);
+	cs->n_inbox = 0;
 	for (int i = 0; i < cs->n; i++)
-		if (cs->decision[i] == NULL)
-			left[n_left++] = cs->claim_ids[i];
-	return n_left;
+	{
+		cs->decision[i] = NULL;
+		cs->amount_null[i] = true;
+	}
 }
 
 /*
- * Lock the pending claims of the n_waiting items of waiting (SKIP LOCKED,
- * retried with backoff when auto_retry) and classify each of those items:
- * failed with an item error, or ready to be decided (apply list).
+ * Lock the pending claims of the items not decided yet (SKIP LOCKED, retried
+ * with backoff when auto_retry) and classify each of those items: failed
+ * with an item error, or ready to be decided (apply list).
  */
 static void
-ChunkLockAndClassify(ChunkState *cs, char **waiting, int n_waiting)
+ChunkLockAndClassify(ChunkState *cs)
 {
 	static const ApStmt lock_sql = {
 		"SELECT c.id, c.tenant IS NOT DISTINCT FROM $2, c.requester, c.allow_self_approval, "
@@ -366,9 +347,15 @@ ChunkLockAndClassify(ChunkState *cs, char **waiting, int n_waiting)
 	Datum		values[2];
 	bool		nulls[2] = {false, cs->bi->tenant == NULL};
 	HTAB	   *index = cs->index;
+	char	  **waiting = palloc(sizeof(char *) * cs->n);
+	int			n_waiting = 0;
 	bool	   *seen = palloc(sizeof(bool) * cs->n);
 
 	values[1] = cs->bi->tenant ? CStringGetTextDatum(cs->bi->tenant) : (Datum) 0;
+	for (int i = 0; i < cs->n; i++)
+		if (cs->decision[i] == NULL)
+			waiting[n_waiting++] = cs->claim_ids[i];
+
 	for (int attempt = 0; n_waiting > 0; attempt++)
 	{
 		int			rows;
@@ -606,8 +593,6 @@ ChunkInner(const char *batch_id, int chunk_size)
 	BatchInfo	bi;
 	ChunkState	cs;
 	int			failed;
-	char	  **left;
-	int			n_left;
 	int			last_position;
 	int			first;
 	int			width;
@@ -659,9 +644,8 @@ ChunkInner(const char *batch_id, int chunk_size)
 
 	if (cs.n > 0)
 	{
-		left = palloc(sizeof(char *) * cs.n);
-		n_left = ChunkUncontended(&cs, left);
-		ChunkLockAndClassify(&cs, left, n_left);
+		ChunkUncontended(&cs);
+		ChunkLockAndClassify(&cs);
 		ApApplyGroups(ChunkApplyGroup, ChunkApplyFailed, &cs, 0, cs.n_apply,
 					  cs.apply_guarded, bi.auto_retry);
 		/* decided claims leave the inboxes they were in */

@@ -65,9 +65,7 @@ RevertApplyGroup(void *state, int lo, int hi)
 		"    from_status, to_status, comment, snapshot_hash) "
 		"  SELECT id, $2, tenant, $4, 'reverted', $3, status, $5, snapshot_hash FROM c "
 		"  RETURNING claim_id, id) "
-		"SELECT e.claim_id, e.id, h.handler::oid, h.search_path "
-		"FROM e JOIN c ON c.id = e.claim_id "
-		"JOIN approvals.handlers h ON h.resource_type = c.resource_type",
+		APPLY_HANDLER_ROWS,
 		5, {TEXTARRAYOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID}
 	};
 	RevertState *rs = (RevertState *) state;
@@ -79,7 +77,7 @@ RevertApplyGroup(void *state, int lo, int hi)
 	values[2] = CStringGetTextDatum(rs->bi->decision);
 	values[3] = CStringGetTextDatum(rs->actor);
 	values[4] = rs->comment ? CStringGetTextDatum(rs->comment) : (Datum) 0;
-	ApApplyStatement(&sql, values, nulls);
+	ApApplyStatement(&sql, values, nulls, NULL, NULL);
 }
 
 /* A claim whose handler refused the revert stays decided; say why. */

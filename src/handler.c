@@ -266,43 +266,82 @@ ApInvokeHandler(Oid handler, const char *path, const char *claim_id, int64 event
 
 /*
  * Run one set-based statement over a group of claims (parameter $1: their
- * ids as text[], or their row locations as tid[]) that returns, for each
- * claim it changed whose resource type has a handler, the columns of
- * ApplyRow; then run those handlers (no second look-up per claim).
+ * ids as text[], or their row locations as tid[]) that changes them and
+ * appends their events; then run the handlers of the claims it changed (no
+ * second look-up per claim).  The statement returns rows of the ApplyRow
+ * columns of two kinds, matched here by claim id:
+ *		a claim row per claim it changed (or per one with a handler):
+ *			claim id, NULL, its handler or NULL, the handler's search_path
+ *		an event row per event it appended (none when there are no handlers):
+ *			claim id, event id, NULL, NULL
+ * (a join of the two in SQL would be planned from estimates of CTE scans,
+ * which can make it a loop over the group per row).  on_claim, when given,
+ * sees each claim row first (row r of SPI_tuptable), with any columns the
+ * statement adds after those of ApplyRow.
  */
 enum ApplyRow
 {
 	APPLY_CLAIM_ID = 1, APPLY_EVENT_ID, APPLY_HANDLER, APPLY_SEARCH_PATH
 };
 
+/* A claim of the statement's result: the handler to run for it, and its event. */
+typedef struct HandlerCall
+{
+	const char *claim_id;		/* hash key */
+	Oid			handler;
+	char	   *path;
+	int64		event_id;
+} HandlerCall;
+
 void
-ApApplyStatement(const ApStmt *stmt, const Datum *values, const bool *nulls)
+ApApplyStatement(const ApStmt *stmt, const Datum *values, const bool *nulls,
+				 ApApplyRowFn on_claim, void *state)
 {
 	int			rows;
-	char	  **claim_ids;
-	int64	   *event_ids;
-	Oid		   *handlers;
-	char	  **paths;
+	int			n = 0;
+	HTAB	   *calls;
+	HandlerCall **order;
 
 	rows = ApExec(stmt, values, nulls, 0);
 	if (rows == 0)
 		return;
-	claim_ids = palloc(sizeof(char *) * rows);
-	event_ids = palloc(sizeof(int64) * rows);
-	handlers = palloc(sizeof(Oid) * rows);
-	paths = palloc(sizeof(char *) * rows);
-	for (int i = 0; i < rows; i++)
+	calls = ApStringHashCreate("approvals handler calls", rows, sizeof(HandlerCall),
+							   CurrentMemoryContext);
+	order = palloc(sizeof(HandlerCall *) * rows);
+	for (int r = 0; r < rows; r++)
 	{
+		char	   *id = ApGetCString(r, APPLY_CLAIM_ID);
+		bool		found;
 		bool		isnull;
+		HandlerCall *call = ApStringHashSearch(calls, id, HASH_ENTER, &found);
+		Datum		event_id = ApGetDatum(r, APPLY_EVENT_ID, &isnull);
 
-		claim_ids[i] = ApGetCString(i, APPLY_CLAIM_ID);
-		event_ids[i] = DatumGetInt64(ApGetDatum(i, APPLY_EVENT_ID, &isnull));
-		handlers[i] = DatumGetObjectId(ApGetDatum(i, APPLY_HANDLER, &isnull));
-		paths[i] = ApGetCString(i, APPLY_SEARCH_PATH);
+		if (!found)
+		{
+			call->handler = InvalidOid;
+			call->path = NULL;
+			call->event_id = 0;
+			order[n++] = call;
+		}
+		if (!isnull)
+		{
+			call->event_id = DatumGetInt64(event_id);
+			continue;
+		}
+		if (on_claim)
+			on_claim(state, r);
+		call->handler = DatumGetObjectId(ApGetDatum(r, APPLY_HANDLER, &isnull));
+		if (isnull)
+			call->handler = InvalidOid;
+		else
+			call->path = ApGetCString(r, APPLY_SEARCH_PATH);
 	}
 	SPI_freetuptable(SPI_tuptable);
-	for (int i = 0; i < rows; i++)
-		ApInvokeHandler(handlers[i], paths[i], claim_ids[i], event_ids[i]);
+	for (int i = 0; i < n; i++)
+		if (OidIsValid(order[i]->handler))
+			ApInvokeHandler(order[i]->handler, order[i]->path, order[i]->claim_id,
+							order[i]->event_id);
+	hash_destroy(calls);
 }
 
 /* ------------------------------------------------------------------------
