@@ -47,14 +47,15 @@ bq -c "SELECT count(*) FROM generate_series(1, 10) g,
        start => false)))" >/dev/null
 bq -c "VACUUM ANALYZE" -c "CHECKPOINT"
 
-# "seconds wal_bytes" of a SQL snippet run in one transaction that is rolled back, each right
-# after a checkpoint (so that every variant pays the same full-page images in its WAL).
 # The rolled-back variants leave dead claim versions, events and index entries behind. Each
 # timed variant starts after a vacuum of them (as autovacuum would between batches), so that
 # none pays for cleaning up after the one before it (only claims and events: the statistics of
 # batch_items stay stale).
 vacuum_dead() { bq -c "VACUUM approvals.claims" -c "VACUUM approvals.events"; }
 
+# "seconds wal_bytes" of a SQL snippet run in one transaction that is rolled back, each right
+# after that vacuum and a checkpoint (so that every variant pays the same full-page images in
+# its WAL).
 timed() {
     vacuum_dead
     bq -c "CHECKPOINT"
