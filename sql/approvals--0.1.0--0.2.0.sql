@@ -40,8 +40,6 @@ COMMENT ON POLICY events_tenant_isolation ON approvals.events IS
     'Tenant isolation: an event of a tenant''s claim is visible as the claim is';
 COMMENT ON POLICY batches_tenant_isolation ON approvals.batches IS
     'Tenant isolation: a batch of a tenant is visible to roles granted that tenant, platform and admin';
-COMMENT ON POLICY batch_items_tenant_isolation ON approvals.batch_items IS
-    'Tenant isolation: an item is visible when its batch is';
 
 -- The JSON layer: string members are strings, and the seed's enums are checked
 CREATE FUNCTION approvals.json_string(body jsonb, key text, required boolean DEFAULT false,
@@ -166,9 +164,74 @@ COMMENT ON TABLE approvals.outbox IS
     'Notifications waiting for the scheduler to send them (NOTIFY approvals), oldest id first';
 REVOKE ALL ON approvals.outbox FROM PUBLIC;
 
--- Room on every page of batch_items for its items' results (HOT updates); applies to pages
--- written from now on.
-ALTER TABLE approvals.batch_items SET (fillfactor = 50);
+-- A batch's items are written once: the claim list is kept compactly (claim id arrays of
+-- consecutive positions) until a chunk processes those items and writes each one's result
+-- row; approvals.batch_items becomes a view of both.
+CREATE TABLE approvals.batch_item_lists (
+    batch_id       text NOT NULL,
+    first_position integer NOT NULL,
+    last_position  integer NOT NULL,
+    claim_ids      text[] NOT NULL,
+    PRIMARY KEY (batch_id, first_position),
+    CHECK (last_position - first_position + 1 = pg_catalog.cardinality(claim_ids))
+);
+ALTER TABLE approvals.batch_item_lists ALTER COLUMN claim_ids SET STORAGE EXTERNAL;
+COMMENT ON TABLE approvals.batch_item_lists IS
+    'Internal: a batch''s items not processed yet, claim_ids[k] at position first_position + k - 1 (a row is deleted once a chunk has processed all of its items)';
+CREATE TABLE approvals.batch_item_results (
+    batch_id     text NOT NULL,
+    position     integer NOT NULL,
+    claim_id     text NOT NULL,
+    decision     text NOT NULL CHECK (decision IN ('approved', 'rejected', 'failed', 'reverted')),
+    error        text,
+    processed_at timestamptz NOT NULL,
+    PRIMARY KEY (batch_id, position)
+);
+COMMENT ON TABLE approvals.batch_item_results IS
+    'Internal: the result of each processed item of a batch, written by the chunk that processed it';
+
+-- The items of 0.1.0: the processed ones become result rows, the others claim lists of
+-- consecutive positions (at most 1000 ids each, as create_batch writes them).
+INSERT INTO approvals.batch_item_results (batch_id, position, claim_id, decision, error, processed_at)
+    SELECT batch_id, position, claim_id, decision, error, coalesce(processed_at, now())
+    FROM approvals.batch_items WHERE decision IS NOT NULL;
+INSERT INTO approvals.batch_item_lists (batch_id, first_position, last_position, claim_ids)
+    SELECT batch_id, min(position), max(position), pg_catalog.array_agg(claim_id ORDER BY position)
+    FROM (SELECT batch_id, position, claim_id,
+                 position - pg_catalog.row_number() OVER (PARTITION BY batch_id ORDER BY position) AS run
+          FROM approvals.batch_items WHERE decision IS NULL) i
+    GROUP BY batch_id, run, (position - 1) / 1000;
+ALTER EXTENSION approvals DROP TABLE approvals.batch_items;  -- also leaves pg_extension_config_dump
+DROP TABLE approvals.batch_items;
+
+ALTER TABLE approvals.batch_item_lists ENABLE ROW LEVEL SECURITY;
+ALTER TABLE approvals.batch_item_results ENABLE ROW LEVEL SECURITY;
+CREATE POLICY batch_item_lists_tenant_isolation ON approvals.batch_item_lists FOR SELECT
+    USING (EXISTS (SELECT 1 FROM approvals.batches b WHERE b.id = batch_id));
+CREATE POLICY batch_item_results_tenant_isolation ON approvals.batch_item_results FOR SELECT
+    USING (EXISTS (SELECT 1 FROM approvals.batches b WHERE b.id = batch_id));
+COMMENT ON POLICY batch_item_lists_tenant_isolation ON approvals.batch_item_lists IS
+    'Tenant isolation: an item is visible when its batch is';
+COMMENT ON POLICY batch_item_results_tenant_isolation ON approvals.batch_item_results IS
+    'Tenant isolation: an item is visible when its batch is';
+CREATE VIEW approvals.batch_items WITH (security_invoker = true) AS
+    SELECT r.batch_id, r.position, r.claim_id, r.decision, r.error, r.processed_at
+    FROM approvals.batch_item_results r
+    UNION ALL
+    SELECT l.batch_id, u.position, u.claim_id, NULL::text, NULL::text, NULL::timestamptz
+    FROM approvals.batch_item_lists l
+    CROSS JOIN LATERAL (SELECT l.first_position + (x.o - 1)::integer AS position, x.id AS claim_id
+                        FROM pg_catalog.unnest(l.claim_ids) WITH ORDINALITY AS x(id, o)) u
+    WHERE NOT EXISTS (SELECT 1 FROM approvals.batch_item_results p
+                      WHERE p.batch_id = l.batch_id AND p.position = u.position);
+COMMENT ON VIEW approvals.batch_items IS
+    'One row per claim of a batch, in the batch''s order (position), with its result once processed';
+REVOKE ALL ON approvals.batch_item_lists, approvals.batch_item_results, approvals.batch_items
+    FROM PUBLIC;
+GRANT SELECT ON approvals.batch_items, approvals.batch_item_lists, approvals.batch_item_results
+    TO approvals_reader;
+SELECT pg_catalog.pg_extension_config_dump('approvals.batch_item_lists', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.batch_item_results', '');
 
 -- Delegation, steps, policy versions and the inbox.
 -- The functions whose arguments grow (submit, decide, set_policy) are created again, with the

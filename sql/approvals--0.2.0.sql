@@ -234,19 +234,31 @@ COMMENT ON INDEX approvals.batches_queue IS
 COMMENT ON INDEX approvals.batches_created IS
     'Batches newest first (list_batches)';
 
-CREATE TABLE approvals.batch_items (
+-- A batch's items: the claim list is kept compactly (claim id arrays of consecutive positions,
+-- written once by create_batch/update_batch) until a chunk processes those items and writes
+-- each one's result row (written once); approvals.batch_items shows both as one row per item.
+CREATE TABLE approvals.batch_item_lists (
+    batch_id       text NOT NULL,
+    first_position integer NOT NULL,
+    last_position  integer NOT NULL,
+    claim_ids      text[] NOT NULL,
+    PRIMARY KEY (batch_id, first_position),
+    CHECK (last_position - first_position + 1 = pg_catalog.cardinality(claim_ids))
+);
+ALTER TABLE approvals.batch_item_lists ALTER COLUMN claim_ids SET STORAGE EXTERNAL;
+COMMENT ON TABLE approvals.batch_item_lists IS
+    'Internal: a batch''s items not processed yet, claim_ids[k] at position first_position + k - 1 (a row is deleted once a chunk has processed all of its items)';
+CREATE TABLE approvals.batch_item_results (
     batch_id     text NOT NULL,
     position     integer NOT NULL,
     claim_id     text NOT NULL,
-    decision     text CHECK (decision IN ('approved', 'rejected', 'failed', 'reverted')),
+    decision     text NOT NULL CHECK (decision IN ('approved', 'rejected', 'failed', 'reverted')),
     error        text,
-    processed_at timestamptz,
+    processed_at timestamptz NOT NULL,
     PRIMARY KEY (batch_id, position)
-) WITH (fillfactor = 50);
-COMMENT ON TABLE approvals.batch_items IS
-    'One row per claim of a batch, in the batch''s order, with its result';
--- fillfactor 50: a chunk writes each item's result into the free half of its page (a HOT
--- update, no new index entry), which halves the cost of storing the results.
+);
+COMMENT ON TABLE approvals.batch_item_results IS
+    'Internal: the result of each processed item of a batch, written by the chunk that processed it';
 
 -- Notifications a committed transaction handed to the scheduler, which sends
 -- them (NOTIFY approvals) in id order and deletes them: NOTIFY itself would
@@ -316,7 +328,8 @@ SELECT pg_catalog.pg_extension_config_dump('approvals.idempotency_keys', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.events_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.policies_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.batches', '');
-SELECT pg_catalog.pg_extension_config_dump('approvals.batch_items', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.batch_item_lists', '');
+SELECT pg_catalog.pg_extension_config_dump('approvals.batch_item_results', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.delegations', '');
 SELECT pg_catalog.pg_extension_config_dump('approvals.inbox_entries', '');
 
@@ -443,21 +456,43 @@ COMMENT ON POLICY delegations_tenant_isolation ON approvals.delegations IS
     'Tenant isolation: a delegation scoped to a tenant is visible as that tenant''s claims are';
 
 ALTER TABLE approvals.batches ENABLE ROW LEVEL SECURITY;
-ALTER TABLE approvals.batch_items ENABLE ROW LEVEL SECURITY;
+ALTER TABLE approvals.batch_item_lists ENABLE ROW LEVEL SECURITY;
+ALTER TABLE approvals.batch_item_results ENABLE ROW LEVEL SECURITY;
 CREATE POLICY batches_tenant_isolation ON approvals.batches FOR SELECT
     USING (tenant IS NULL
            OR (SELECT approvals.sees_all_tenants())
            OR tenant = ANY ((SELECT approvals.visible_tenants())::text[]));
-CREATE POLICY batch_items_tenant_isolation ON approvals.batch_items FOR SELECT
+CREATE POLICY batch_item_lists_tenant_isolation ON approvals.batch_item_lists FOR SELECT
+    USING (EXISTS (SELECT 1 FROM approvals.batches b WHERE b.id = batch_id));
+CREATE POLICY batch_item_results_tenant_isolation ON approvals.batch_item_results FOR SELECT
     USING (EXISTS (SELECT 1 FROM approvals.batches b WHERE b.id = batch_id));
 COMMENT ON POLICY batches_tenant_isolation ON approvals.batches IS
     'Tenant isolation: a batch of a tenant is visible to roles granted that tenant, platform and admin';
-COMMENT ON POLICY batch_items_tenant_isolation ON approvals.batch_items IS
+COMMENT ON POLICY batch_item_lists_tenant_isolation ON approvals.batch_item_lists IS
     'Tenant isolation: an item is visible when its batch is';
+COMMENT ON POLICY batch_item_results_tenant_isolation ON approvals.batch_item_results IS
+    'Tenant isolation: an item is visible when its batch is';
+
+-- One row per item of a batch, in any state: the processed ones with their result, the others
+-- (still in a claim list) without.  security_invoker: the tables' tenant policies apply to
+-- whoever reads it.
+CREATE VIEW approvals.batch_items WITH (security_invoker = true) AS
+    SELECT r.batch_id, r.position, r.claim_id, r.decision, r.error, r.processed_at
+    FROM approvals.batch_item_results r
+    UNION ALL
+    SELECT l.batch_id, u.position, u.claim_id, NULL::text, NULL::text, NULL::timestamptz
+    FROM approvals.batch_item_lists l
+    CROSS JOIN LATERAL (SELECT l.first_position + (x.o - 1)::integer AS position, x.id AS claim_id
+                        FROM pg_catalog.unnest(l.claim_ids) WITH ORDINALITY AS x(id, o)) u
+    WHERE NOT EXISTS (SELECT 1 FROM approvals.batch_item_results p
+                      WHERE p.batch_id = l.batch_id AND p.position = u.position);
+COMMENT ON VIEW approvals.batch_items IS
+    'One row per claim of a batch, in the batch''s order (position), with its result once processed';
 
 REVOKE ALL ON ALL TABLES IN SCHEMA approvals FROM PUBLIC;
 GRANT SELECT ON approvals.claims, approvals.events, approvals.policies,
                 approvals.handlers, approvals.batches, approvals.batch_items,
+                approvals.batch_item_lists, approvals.batch_item_results,
                 approvals.delegations
       TO approvals_reader;
 

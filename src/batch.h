@@ -4,7 +4,8 @@
  *
  * A batch is a coordinator's bulk decision (approve or reject) over a list
  * of claims; each claim of it is an item (approvals.batch_items, in the
- * batch's order, with its result).  A batch is processed a chunk at a time:
+ * batch's order, with its result: a view of the claim lists not processed
+ * yet and the result rows the chunks wrote).  A batch is processed a chunk at a time:
  * at most approvals.chunk_size items, in one transaction (in the worker and
  * in run_queued) or all in the caller's transaction (process_batch).
  *
@@ -37,6 +38,24 @@
 #define ERR_REQUESTER		"Requester cannot decide own claim"
 #define ERR_EXPIRED			"Claim expired"
 #define ERR_LOCKED			"Claim is locked by another transaction"
+
+/*
+ * A batch's items not processed yet are kept as claim lists
+ * (approvals.batch_item_lists) of at most this many ids each; a chunk writes
+ * a result row (approvals.batch_item_results) per item it processes and
+ * deletes the lists it has finished.
+ */
+#define AP_ITEM_LIST_SIZE	1000
+
+/*
+ * SQL condition: the claim lists l of batch $1 from the one holding position
+ * pos on (a key range of the primary key: the lists before it, which the
+ * transaction may have deleted, are never scanned).
+ */
+#define ITEM_LISTS_FROM(pos) \
+	"l.batch_id = $1 AND l.first_position >= coalesce((" \
+	"SELECT pg_catalog.max(m.first_position) FROM approvals.batch_item_lists m " \
+	"WHERE m.batch_id = $1 AND m.first_position <= " pos "), " pos ")"
 
 /* A batch interrupted this many times (crash, or a chunk that kept failing) is quarantined */
 #define AP_MAX_ATTEMPTS		3
@@ -95,9 +114,10 @@ extern void ApBatchOpen(ApprovalsCall *call, const char *batch_id, bool lock, Ba
 extern Datum ApBatchRowDatum(const char *batch_id);
 extern void ApBatchReportState(const BatchInfo *bi, const char *what);
 extern void ApBatchFinish(const char *batch_id, const char *status, const char *error);
-extern void ApBatchInsertItems(const char *batch_id, Datum ids, int offset);
-extern bool ApBatchItemSpan(const char *batch_id, int from, int *first, int *last);
-extern void ApBatchRecount(const char *batch_id, const char *tenant);
+extern void ApBatchInsertItems(const char *batch_id, char **ids, int n, int offset);
+extern bool ApBatchItemSpan(const char *batch_id, int from, bool processed, int *first, int *last);
+extern Datum ApBatchClaimIds(const char *batch_id);
+extern void ApBatchSetTotals(const char *batch_id, const char *tenant, Datum claim_ids);
 
 /* batch_queue.c */
 extern void ApBatchQueueLock(const char *batch_id);

@@ -198,8 +198,8 @@ approvals_create_batch(PG_FUNCTION_ARGS)
 	values[13] = CStringGetTextDatum(ApNewTrackingId(tenant));
 	ApExec(&sql, values, nulls, 0);
 
-	ApBatchInsertItems(id, PG_GETARG_DATUM(0), 0);
-	ApBatchRecount(id, tenant);
+	ApBatchInsertItems(id, ids, n, 0);
+	ApBatchSetTotals(id, tenant, PG_GETARG_DATUM(0));
 	if (start)
 		ApQueueWake();
 
@@ -212,18 +212,21 @@ approvals_create_batch(PG_FUNCTION_ARGS)
 Datum
 approvals_update_batch(PG_FUNCTION_ARGS)
 {
+	/* a pending batch: all its items are in its claim lists */
 	static const ApStmt delete_sql = {
-		"DELETE FROM approvals.batch_items WHERE batch_id = $1",
+		"DELETE FROM approvals.batch_item_lists WHERE batch_id = $1",
 		1, {TEXTOID}
 	};
 	static const ApStmt dup_sql = {
-		"SELECT claim_id FROM approvals.batch_items WHERE batch_id = $1 "
-		"AND claim_id = ANY ($2) ORDER BY position LIMIT 1",
+		"SELECT u.id FROM approvals.batch_item_lists l, "
+		"pg_catalog.unnest(l.claim_ids) WITH ORDINALITY AS u(id, o) "
+		"WHERE l.batch_id = $1 AND u.id = ANY ($2) ORDER BY l.first_position, u.o LIMIT 1",
 		2, {TEXTOID, TEXTARRAYOID}
 	};
 	static const ApStmt max_sql = {
-		"SELECT coalesce(max(position), 0), count(*)::integer FROM approvals.batch_items "
-		"WHERE batch_id = $1",
+		"SELECT coalesce(max(last_position), 0), "
+		"coalesce(sum(last_position - first_position + 1), 0)::integer "
+		"FROM approvals.batch_item_lists WHERE batch_id = $1",
 		1, {TEXTOID}
 	};
 	enum
@@ -267,7 +270,8 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(1))
 	{
 		ApExec(&delete_sql, values, NULL, 0);
-		ApBatchInsertItems(batch_id, PG_GETARG_DATUM(1), 0);
+		ids = ApTextArrayToCStrings(PG_GETARG_DATUM(1), &n);
+		ApBatchInsertItems(batch_id, ids, n, 0);
 	}
 	if (!PG_ARGISNULL(2))
 	{
@@ -285,7 +289,7 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("claim \"%s\" is already in batch \"%s\"",
 							ApGetCString(0, 1), batch_id)));
-		ApBatchInsertItems(batch_id, PG_GETARG_DATUM(2), max_position);
+		ApBatchInsertItems(batch_id, ids, n, max_position);
 	}
 	if (comment)
 	{
@@ -293,7 +297,7 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 
 		ApExec(&comment_sql, cvalues, NULL, 0);
 	}
-	ApBatchRecount(batch_id, bi.tenant);
+	ApBatchSetTotals(batch_id, bi.tenant, ApBatchClaimIds(batch_id));
 
 	result = ApBatchRowDatum(batch_id);
 	ApEnd(&call);
@@ -304,11 +308,6 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 Datum
 approvals_start_batch(PG_FUNCTION_ARGS)
 {
-	static const ApStmt ids_sql = {
-		"SELECT pg_catalog.array_agg(claim_id ORDER BY position) FROM approvals.batch_items "
-		"WHERE batch_id = $1",
-		1, {TEXTOID}
-	};
 	static const ApStmt queue_sql = {
 		"UPDATE approvals.batches SET status = 'queued', queued_at = now(), updated_at = now() "
 		"WHERE id = $1",
@@ -335,17 +334,12 @@ approvals_start_batch(PG_FUNCTION_ARGS)
 		int			n_items = 0;
 		char	  **confirm = ApTextArrayToCStrings(PG_GETARG_DATUM(1), &n_confirm);
 		char	  **items = NULL;
-		bool		isnull;
-		Datum		d;
 		int			i = 0,
 					j = 0;
 		char	   *missing = NULL;
 		char	   *unexpected = NULL;
 
-		ApExec(&ids_sql, values, NULL, 1);
-		d = ApGetDatum(0, 1, &isnull);
-		if (!isnull)
-			items = ApTextArrayToCStrings(d, &n_items);
+		items = ApTextArrayToCStrings(ApBatchClaimIds(batch_id), &n_items);
 		for (int k = 0; k < n_confirm; k++)
 			if (confirm[k] == NULL)
 				confirm[k] = "";
@@ -398,20 +392,32 @@ approvals_start_batch(PG_FUNCTION_ARGS)
 
 /*
  * Emit (claim_id, decision, error, processed_at) for every item, in order,
- * streamed into the result a page at a time (flat memory for any size).
+ * streamed into the result a page at a time (flat memory for any size): the
+ * processed items, then those not processed yet (a batch is processed in
+ * position order, so every one of them comes after every processed one).
  */
 static void
 EmitResults(FunctionCallInfo fcinfo, const char *batch_id)
 {
-	static const ApStmt sql = {
-		"SELECT claim_id, decision, error, processed_at FROM approvals.batch_items "
+	static const ApStmt results_sql = {
+		"SELECT claim_id, decision, error, processed_at FROM approvals.batch_item_results "
 		"WHERE batch_id = $1 ORDER BY position",
+		1, {TEXTOID}
+	};
+	static const ApStmt unprocessed_sql = {
+		"SELECT u.id, NULL::text, NULL::text, NULL::timestamptz "
+		"FROM approvals.batch_item_lists l, "
+		"pg_catalog.unnest(l.claim_ids) WITH ORDINALITY AS u(id, o) "
+		"WHERE l.batch_id = $1 AND NOT EXISTS (SELECT 1 FROM approvals.batch_item_results r "
+		"  WHERE r.batch_id = $1 AND r.position = l.first_position + (u.o - 1)::integer) "
+		"ORDER BY l.first_position, u.o",
 		1, {TEXTOID}
 	};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Datum		values[1] = {CStringGetTextDatum(batch_id)};
 
-	ApExecIntoTuplestore(&sql, values, NULL, rsinfo->setResult, rsinfo->setDesc);
+	ApExecIntoTuplestore(&results_sql, values, NULL, rsinfo->setResult, rsinfo->setDesc);
+	ApExecIntoTuplestore(&unprocessed_sql, values, NULL, rsinfo->setResult, rsinfo->setDesc);
 }
 
 /* approvals.process_batch(batch_id): the whole batch, in the caller's transaction. */
@@ -774,7 +780,8 @@ approvals_purge_batches(PG_FUNCTION_ARGS)
 		"WITH d AS (DELETE FROM approvals.batches "
 		"  WHERE status IN ('completed', 'failed', 'cancelled') "
 		"  AND coalesce(completed_at, cancelled_at, updated_at) < now() - $1 RETURNING id), "
-		"i AS (DELETE FROM approvals.batch_items WHERE batch_id IN (SELECT id FROM d)) "
+		"l AS (DELETE FROM approvals.batch_item_lists WHERE batch_id IN (SELECT id FROM d)), "
+		"r AS (DELETE FROM approvals.batch_item_results WHERE batch_id IN (SELECT id FROM d)) "
 		"SELECT pg_catalog.count(*)::integer FROM d",
 		1, {INTERVALOID}
 	};

@@ -459,37 +459,42 @@ ChunkLockAndClassify(ChunkState *cs)
 }
 
 /*
- * Write the chunk's item results in one statement: the items of the chunk's
- * position range, each taking its result from the arrays by its offset in the
- * range (a range scan of the primary key, no join whose plan statistics
- * could turn into a loop over the whole batch).
+ * Write the chunk's item results, one row per item (its only write), and
+ * delete the claim lists whose every item is now processed (those ending in
+ * the chunk's range, found from the list holding its first position on).
  */
 static void
 ChunkStoreItems(ChunkState *cs, int first, int width)
 {
 	static const ApStmt sql = {
-		"UPDATE approvals.batch_items SET "
-		"decision = ($3::text[])[position - $2 + 1], "
-		"error = ($4::text[])[position - $2 + 1], processed_at = now() "
-		"WHERE batch_id = $1 AND position >= $2 AND position < $2 + $5 AND decision IS NULL",
-		5, {TEXTOID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, INT4OID}
+		"WITH r AS (INSERT INTO approvals.batch_item_results "
+		"  (batch_id, position, claim_id, decision, error, processed_at) "
+		"  SELECT $1, u.position, u.claim_id, u.decision, u.error, now() "
+		"  FROM ROWS FROM (pg_catalog.unnest($3::integer[]), pg_catalog.unnest($4::text[]), "
+		"    pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::text[])) "
+		"    AS u(position, claim_id, decision, error) RETURNING 1), "
+		"d AS (DELETE FROM approvals.batch_item_lists l "
+		"  WHERE " ITEM_LISTS_FROM("$2") " AND l.last_position < $2 + $7) "
+		"SELECT pg_catalog.count(*)::integer FROM r",
+		7, {TEXTOID, INT4OID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4OID}
 	};
-	Datum		values[5];
-	char	  **decisions = palloc0(sizeof(char *) * width);
-	char	  **errors = palloc0(sizeof(char *) * width);
+	Datum		values[7];
+	Datum	   *positions = palloc(sizeof(Datum) * Max(cs->n, 1));
+	bool		isnull;
 
 	for (int i = 0; i < cs->n; i++)
-	{
-		decisions[cs->positions[i] - first] = (char *) cs->decision[i];
-		errors[cs->positions[i] - first] = cs->error[i];
-	}
+		positions[i] = Int32GetDatum(cs->positions[i]);
 	values[0] = CStringGetTextDatum(cs->bi->id);
 	values[1] = Int32GetDatum(first);
-	values[2] = ApCStringArrayDatum(decisions, width);
-	values[3] = ApCStringArrayDatum(errors, width);
-	values[4] = Int32GetDatum(width);
-	if (ApExec(&sql, values, NULL, 0) != cs->n)
-		elog(ERROR, "batch \"%s\": items of positions %d to %d changed while locked",
+	values[2] = PointerGetDatum(construct_array(positions, cs->n, INT4OID, sizeof(int32), true,
+												TYPALIGN_INT));
+	values[3] = ApCStringArrayDatum(cs->claim_ids, cs->n);
+	values[4] = ApCStringArrayDatum((char **) cs->decision, cs->n);
+	values[5] = ApCStringArrayDatum(cs->error, cs->n);
+	values[6] = Int32GetDatum(width);
+	ApExec(&sql, values, NULL, 1);
+	if (DatumGetInt32(ApGetDatum(0, 1, &isnull)) != cs->n)
+		elog(ERROR, "batch \"%s\": results of positions %d to %d were not all written",
 			 cs->bi->id, first, first + width - 1);
 }
 
@@ -570,19 +575,22 @@ ApBatchChunk(const char *batch_id, int chunk_size)
 }
 
 /*
- * One chunk: the items of positions [first, first + chunk_size) that have
- * no result yet, first being the position of the next item (fewer where
- * update_batch removed some).  Fetching a position range keeps every statement bounded by the
- * chunk, whatever the statistics say.  Everything it allocates dies with its
- * SPI connection.
+ * One chunk: the items of positions [first, first + chunk_size), first being
+ * the position of the next item not processed yet, read from the claim lists
+ * that hold them.  Fetching a position range keeps every statement bounded by
+ * the chunk, whatever the statistics say.  Everything it allocates dies with
+ * its SPI connection.
  */
 static bool
 ChunkInner(const char *batch_id, int chunk_size)
 {
 	static const ApStmt items_sql = {
-		"SELECT position, claim_id FROM approvals.batch_items "
-		"WHERE batch_id = $1 AND position >= $2 AND position < $2 + $3 AND decision IS NULL "
-		"ORDER BY position",
+		"SELECT p.position, p.claim_id FROM approvals.batch_item_lists l, "
+		"LATERAL (SELECT l.first_position + (u.o - 1)::integer AS position, u.id AS claim_id "
+		"  FROM pg_catalog.unnest(l.claim_ids) WITH ORDINALITY AS u(id, o)) p "
+		"WHERE " ITEM_LISTS_FROM("$2") " AND l.first_position < $2 + $3 "
+		"AND p.position >= $2 AND p.position < $2 + $3 "
+		"ORDER BY p.position",
 		3, {TEXTOID, INT4OID, INT4OID}
 	};
 	enum
@@ -601,7 +609,7 @@ ChunkInner(const char *batch_id, int chunk_size)
 	if (!ApBatchLoad(batch_id, true, &bi) || strcmp(bi.status, "processing") != 0)
 		return true;
 
-	if (!ApBatchItemSpan(batch_id, bi.next_position, &first, &last_position))
+	if (!ApBatchItemSpan(batch_id, bi.next_position, false, &first, &last_position))
 	{
 		ApBatchFinish(batch_id, "completed",
 					ThresholdExceeded(&bi, bi.failed_count)

@@ -104,7 +104,7 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 			int first, int width)
 {
 	static const ApStmt items_select_sql = {
-		"SELECT position, claim_id FROM approvals.batch_items "
+		"SELECT position, claim_id FROM approvals.batch_item_results "
 		"WHERE batch_id = $1 AND decision = $2 AND position >= $4 AND position < $4 + $5 "
 		"ORDER BY position",
 		5, {TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID}
@@ -127,7 +127,7 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 	};
 	/* the range's items whose claims were locked ($4), by their offset in it */
 	static const ApStmt items_sql = {
-		"UPDATE approvals.batch_items SET "
+		"UPDATE approvals.batch_item_results SET "
 		"decision = CASE WHEN ($3::text[])[position - $2 + 1] IS NULL THEN 'reverted' "
 		"  ELSE decision END, "
 		"error = ($3::text[])[position - $2 + 1] "
@@ -269,7 +269,7 @@ ApBatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	any = ApBatchItemSpan(bi->id, 1, &from, &last);
+	any = ApBatchItemSpan(bi->id, 1, true, &from, &last);
 	SPI_finish();
 	if (!any)
 		return 0;

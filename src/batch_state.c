@@ -212,63 +212,93 @@ ApBatchFinish(const char *batch_id, const char *status, const char *error)
 	NotifyBatch(batch_id);
 }
 
-/* Append ids to a batch's items after position offset. */
+/*
+ * Append n claim ids to a batch's items, at positions offset + 1 on: stored
+ * as claim lists of at most AP_ITEM_LIST_SIZE ids (one row each), which a
+ * chunk turns into result rows as it processes them.
+ */
 void
-ApBatchInsertItems(const char *batch_id, Datum ids, int offset)
+ApBatchInsertItems(const char *batch_id, char **ids, int n, int offset)
 {
 	static const ApStmt sql = {
-		"INSERT INTO approvals.batch_items (batch_id, position, claim_id) "
-		"SELECT $1, $3 + u.ord::integer, u.id "
-		"FROM pg_catalog.unnest($2::text[]) WITH ORDINALITY AS u(id, ord)",
-		3, {TEXTOID, TEXTARRAYOID, INT4OID}
+		"INSERT INTO approvals.batch_item_lists (batch_id, first_position, last_position, claim_ids) "
+		"VALUES ($1, $2, $3, $4)",
+		4, {TEXTOID, INT4OID, INT4OID, TEXTARRAYOID}
 	};
-	Datum		values[3] = {CStringGetTextDatum(batch_id), ids, Int32GetDatum(offset)};
+	Datum		values[4];
 
-	ApExec(&sql, values, NULL, 0);
+	values[0] = CStringGetTextDatum(batch_id);
+	for (int k = 0; k < n; k += AP_ITEM_LIST_SIZE)
+	{
+		int			m = Min(AP_ITEM_LIST_SIZE, n - k);
+
+		CHECK_FOR_INTERRUPTS();
+		values[1] = Int32GetDatum(offset + k + 1);
+		values[2] = Int32GetDatum(offset + k + m);
+		values[3] = ApCStringArrayDatum(ids + k, m);
+		ApExec(&sql, values, NULL, 0);
+		pfree(DatumGetPointer(values[3]));
+	}
 }
 
 /*
- * Where a batch's items from position "from" on lie: the position of the
- * first item at or after it and of the last item (two probes of the primary
- * key, whatever the statistics).  False when no item is at or after from.
+ * Where a batch's items from position "from" on lie: with processed, the
+ * span of its result rows (from ignored); otherwise of its items not processed
+ * yet, the first at or after from and the last.  Key probes of the primary
+ * keys, whatever the statistics.  False when there is none.
  */
 bool
-ApBatchItemSpan(const char *batch_id, int from, int *first, int *last)
+ApBatchItemSpan(const char *batch_id, int from, bool processed, int *first, int *last)
 {
-	static const ApStmt sql = {
-		"SELECT (SELECT min(position) FROM approvals.batch_items "
-		"        WHERE batch_id = $1 AND position >= $2), "
-		"       (SELECT max(position) FROM approvals.batch_items WHERE batch_id = $1)",
+	static const ApStmt results_sql = {
+		"SELECT (SELECT min(position) FROM approvals.batch_item_results WHERE batch_id = $1), "
+		"       (SELECT max(position) FROM approvals.batch_item_results WHERE batch_id = $1)",
+		2, {TEXTOID, INT4OID}
+	};
+	static const ApStmt lists_sql = {
+		"SELECT (SELECT GREATEST($2, l.first_position) FROM approvals.batch_item_lists l "
+		"        WHERE " ITEM_LISTS_FROM("$2") " AND l.last_position >= $2 "
+		"        ORDER BY l.first_position LIMIT 1), "
+		"       (SELECT l.last_position FROM approvals.batch_item_lists l WHERE l.batch_id = $1 "
+		"        ORDER BY l.first_position DESC LIMIT 1)",
 		2, {TEXTOID, INT4OID}
 	};
 	Datum		values[2] = {CStringGetTextDatum(batch_id), Int32GetDatum(from)};
 	bool		first_null;
 	bool		last_null;
 
-	ApExec(&sql, values, NULL, 1);
+	ApExec(processed ? &results_sql : &lists_sql, values, NULL, 1);
 	*first = DatumGetInt32(ApGetDatum(0, 1, &first_null));
 	*last = DatumGetInt32(ApGetDatum(0, 2, &last_null));
 	return !first_null && !last_null;
 }
 
+/* The claim ids of a pending batch's items, in position order (a text[]). */
+Datum
+ApBatchClaimIds(const char *batch_id)
+{
+	static const ApStmt sql = {
+		"SELECT coalesce(pg_catalog.array_agg(u.id ORDER BY l.first_position, u.o), '{}') "
+		"FROM approvals.batch_item_lists l, "
+		"     pg_catalog.unnest(l.claim_ids) WITH ORDINALITY AS u(id, o) "
+		"WHERE l.batch_id = $1",
+		1, {TEXTOID}
+	};
+	Datum		values[1] = {CStringGetTextDatum(batch_id)};
+	bool		isnull;
+
+	ApExec(&sql, values, NULL, 1);
+	return ApGetDatum(0, 1, &isnull);
+}
+
 /*
- * Recompute a batch's total_claims and total_amount from its items (amounts
- * of the batch's own tenant only: another tenant's claim will fail, and its
+ * Set a batch's total_claims and total_amount from its claim ids (amounts of
+ * the batch's own tenant only: another tenant's claim will fail, and its
  * amount is not the coordinator's to see).
  */
 void
-ApBatchRecount(const char *batch_id, const char *tenant)
+ApBatchSetTotals(const char *batch_id, const char *tenant, Datum claim_ids)
 {
-	static const ApStmt items_sql = {
-		"SELECT pg_catalog.count(*)::integer, "
-		"coalesce(pg_catalog.array_agg(claim_id), '{}') "
-		"FROM approvals.batch_items WHERE batch_id = $1",
-		1, {TEXTOID}
-	};
-	enum
-	{
-		ITEMS_COUNT = 1, ITEMS_CLAIM_IDS
-	};
 	static const ApStmt sum_sql = {
 		"SELECT coalesce(pg_catalog.sum(amount), 0) FROM approvals.claims "
 		"WHERE id = ANY ($1) AND tenant IS NOT DISTINCT FROM $2",
@@ -279,17 +309,16 @@ ApBatchRecount(const char *batch_id, const char *tenant)
 		"updated_at = now() WHERE id = $1",
 		3, {TEXTOID, INT4OID, NUMERICOID}
 	};
+	ArrayType  *arr = DatumGetArrayTypeP(claim_ids);
 	Datum		values[3];
-	Datum		sum_values[2];
+	Datum		sum_values[2] = {PointerGetDatum(arr),
+	tenant ? CStringGetTextDatum(tenant) : (Datum) 0};
 	bool		sum_nulls[2] = {false, tenant == NULL};
 	bool		isnull;
 
-	values[0] = CStringGetTextDatum(batch_id);
-	ApExec(&items_sql, values, NULL, 1);
-	values[1] = ApGetDatum(0, ITEMS_COUNT, &isnull);
-	sum_values[0] = ApGetDatum(0, ITEMS_CLAIM_IDS, &isnull);
-	sum_values[1] = tenant ? CStringGetTextDatum(tenant) : (Datum) 0;
 	ApExec(&sum_sql, sum_values, sum_nulls, 1);
+	values[0] = CStringGetTextDatum(batch_id);
+	values[1] = Int32GetDatum(ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)));
 	values[2] = ApGetDatum(0, 1, &isnull);
 	ApExec(&update_sql, values, NULL, 0);
 }

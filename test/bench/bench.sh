@@ -11,8 +11,8 @@
 #   worker      the background worker, create_batch to completed (fresh claims)
 #   loop        approvals.decide() called once per claim from PL/pgSQL (N/10 claims, scaled)
 # with the WAL each wrote per claim, and the plan-stability case:
-#   stale       process_batch of a committed batch while the statistics of batch_items still
-#               say it holds 10 items (as after purge_batches and a vacuum), against
+#   stale       process_batch of a committed batch while the statistics of the item tables
+#               still say they hold 10 items (as after purge_batches and a vacuum), against
 #   fresh       the same right after ANALYZE
 # Every variant but run_queued and the worker is rolled back, so each sees the same claims.
 #
@@ -38,8 +38,8 @@ bq -c "DROP TABLE IF EXISTS ids, floor_items, g_items" \
    -c "CREATE TABLE ids AS SELECT array_agg(id ORDER BY id) AS ids FROM approvals.claims WHERE resource_type = 'bench';
        CREATE UNLOGGED TABLE floor_items (batch_id text, position int, claim_id text, decision text,
                                           error text, processed_at timestamptz);"
-# statistics taken now say batch_items holds one batch of 10 items (as after purge_batches and
-# a vacuum): every batch below runs on them unless said
+# statistics taken now say the item tables hold one batch of 10 items (as after purge_batches
+# and a vacuum): every batch below runs on them unless said
 bq -c "SELECT count(*) FROM generate_series(1, 10) g,
        LATERAL approvals.submit('warm', 'R-' || g, 'h', actor => 'req')" \
    -c "SELECT count(*) FROM approvals.process_batch((SELECT id FROM approvals.create_batch(
@@ -50,7 +50,7 @@ bq -c "VACUUM ANALYZE" -c "CHECKPOINT"
 # The rolled-back variants leave dead claim versions, events and index entries behind. Each
 # timed variant starts after a vacuum of them (as autovacuum would between batches), so that
 # none pays for cleaning up after the one before it (only claims and events: the statistics of
-# batch_items stay stale).
+# the item tables stay stale).
 vacuum_dead() { bq -c "VACUUM approvals.claims" -c "VACUUM approvals.events"; }
 
 # "seconds wal_bytes" of a SQL snippet run in one transaction that is rolled back, each right
@@ -83,7 +83,9 @@ FLOOR_SQL="WITH u AS (UPDATE approvals.claims c SET status = 'approved', reviewe
 # items first (create_batch), the claims locked FOR UPDATE SKIP LOCKED before they are decided
 # (a claim locked by another transaction is skipped, not waited for), and each item's result
 # written into its item row.
-bq -c "CREATE TABLE g_items (LIKE approvals.batch_items INCLUDING ALL) WITH (fillfactor = 50)"
+bq -c "CREATE TABLE g_items (batch_id text, position int, claim_id text, decision text, error text,
+                             processed_at timestamptz, PRIMARY KEY (batch_id, position))
+       WITH (fillfactor = 50)"
 GUARD_SQL="INSERT INTO g_items (batch_id, position, claim_id)
                   SELECT 'bat_floor', u.ord, u.id FROM unnest((SELECT ids FROM ids)) WITH ORDINALITY u(id, ord);
              SELECT count(*) FROM (SELECT 1 FROM approvals.claims c
@@ -120,14 +122,15 @@ read -r loop _ < <(timed "DO \$\$ DECLARE i text; BEGIN
 # plan stability: one committed batch, processed (and rolled back) on stale, then fresh statistics
 bid=$(bq -c "SELECT id FROM approvals.create_batch((SELECT ids FROM ids), coordinator => 'coord', start => false)")
 read -r stale _ < <(timed "SELECT count(*) FROM approvals.process_batch('$bid')")
-bq -c "ANALYZE approvals.batch_items"
+bq -c "ANALYZE approvals.batch_item_lists, approvals.batch_item_results"
 read -r fresh _ < <(timed "SELECT count(*) FROM approvals.process_batch('$bid')")
 bq -c "SELECT approvals.cancel_batch('$bid')" >/dev/null
 
 # Before the two committed runs, every table of the extension is vacuumed and analyzed, as
 # autovacuum would have done between batches, so that it does not work through what the
 # variants above left (a million items, dead rows) while they run and count its WAL as theirs.
-settle() { bq -c "VACUUM ANALYZE approvals.claims, approvals.events, approvals.batch_items, approvals.batches"; }
+settle() { bq -c "VACUUM ANALYZE approvals.claims, approvals.events, approvals.batch_item_lists,
+                  approvals.batch_item_results, approvals.batches"; }
 settle
 # run_queued commits per chunk: measure it for real (the worker off), then the worker on fresh claims.
 bq -c "ALTER SYSTEM SET approvals.worker_enabled = off" -c "SELECT pg_reload_conf()" >/dev/null

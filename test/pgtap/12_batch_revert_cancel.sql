@@ -47,9 +47,9 @@ $f$;
 -- Leave batch l as a crashed run would: its processed items stay, the claims
 -- in more[] are appended undecided after them, status back to processing.
 CREATE FUNCTION pg_temp.crash(l text, more text[]) RETURNS void LANGUAGE sql AS $f$
-    INSERT INTO approvals.batch_items (batch_id, position, claim_id)
-        SELECT pg_temp.b(l), (SELECT max(position) FROM approvals.batch_items WHERE batch_id = pg_temp.b(l)) + u.n, u.id
-          FROM unnest(more) WITH ORDINALITY AS u(id, n);
+    INSERT INTO approvals.batch_item_lists (batch_id, first_position, last_position, claim_ids)
+        SELECT pg_temp.b(l), m + 1, m + cardinality(more), more
+          FROM (SELECT max(position) AS m FROM approvals.batch_items WHERE batch_id = pg_temp.b(l)) p;
     UPDATE approvals.batches
        SET status = 'processing', completed_at = NULL, next_position = processed_count + 1,
            total_claims = total_claims + cardinality(more), worker_pid = NULL

@@ -4,7 +4,7 @@
 -- writes the batch tables directly, and tenant isolation of batches (RLS,
 -- 42501 on another tenant's batch, 'Claim belongs to another tenant').
 BEGIN;
-SELECT plan(84);
+SELECT plan(86);
 
 CREATE TEMP TABLE tb (label text PRIMARY KEY, id text NOT NULL);
 GRANT ALL ON tb TO PUBLIC;
@@ -120,8 +120,12 @@ SET ROLE tb_coord;
 SELECT throws_ok($$INSERT INTO approvals.batches (id, coordinator, action, status, created_by) VALUES ('bat_x', 'tb_coord', 'approve', 'completed', 1)$$,
                  '42501', NULL, 'a coordinator cannot INSERT into approvals.batches');
 SELECT throws_ok($$UPDATE approvals.batches SET status = 'completed'$$, '42501', NULL, 'a coordinator cannot UPDATE approvals.batches');
-SELECT throws_ok($$UPDATE approvals.batch_items SET decision = 'approved'$$, '42501', NULL, 'a coordinator cannot UPDATE approvals.batch_items');
-SELECT throws_ok($$DELETE FROM approvals.batch_items$$, '42501', NULL, 'a coordinator cannot DELETE from approvals.batch_items');
+SELECT throws_ok($$UPDATE approvals.batch_items SET decision = 'approved'$$, '55000', 'cannot update view "batch_items"',
+                 'nobody can UPDATE approvals.batch_items (a view of the item tables)');
+SELECT throws_ok($$DELETE FROM approvals.batch_items$$, '55000', 'cannot delete from view "batch_items"',
+                 'nobody can DELETE from approvals.batch_items');
+SELECT throws_ok($$INSERT INTO approvals.batch_item_lists VALUES ('bat_x', 1, 1, '{c}')$$, '42501', NULL, 'a coordinator cannot INSERT into approvals.batch_item_lists');
+SELECT throws_ok($$UPDATE approvals.batch_item_results SET decision = 'approved'$$, '42501', NULL, 'a coordinator cannot UPDATE approvals.batch_item_results');
 SET ROLE tb_adm;
 SELECT throws_ok($$DELETE FROM approvals.batches$$, '42501', NULL, 'an admin cannot DELETE from approvals.batches');
 SET ROLE tb_plat;

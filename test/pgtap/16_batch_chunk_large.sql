@@ -8,7 +8,7 @@
 -- "0 rows" while 100000 are there: the batch functions must not degrade to
 -- repeated sequential scans (create_batch's total_amount once took minutes).
 BEGIN;
-SELECT plan(14);
+SELECT plan(17);
 
 ANALYZE approvals.claims;
 CREATE ROLE tb_coord IN ROLE approvals_coordinator;
@@ -31,6 +31,15 @@ SELECT lives_ok($$INSERT INTO pg_temp.tb SELECT id FROM approvals.create_batch(
 SELECT is((SELECT row(status, total_claims, total_amount)::text FROM approvals.batches WHERE id = (SELECT id FROM pg_temp.tb)),
           (SELECT row('queued', 100000, sum((g % 1000) / 100.0))::text FROM generate_series(1, 100000) g),
           'queued with total_claims 100000 and total_amount the sum of the claims'' amounts');
+RESET ROLE;
+-- Items are written once: the claim list as 100 lists of 1000 ids, no result row yet.
+SELECT is((SELECT row(count(*), min(first_position), max(last_position), sum(cardinality(claim_ids)),
+                      (SELECT count(*) FROM approvals.batch_item_results r WHERE r.batch_id = l.batch_id))::text
+             FROM approvals.batch_item_lists l WHERE l.batch_id = (SELECT id FROM pg_temp.tb) GROUP BY l.batch_id),
+          '(100,1,100000,100000,0)', 'the claim list is stored as 100 lists of 1000 claim ids, no result row yet');
+SELECT is((SELECT count(*)::int FROM approvals.batch_items WHERE batch_id = (SELECT id FROM pg_temp.tb) AND decision IS NULL),
+          100000, 'batch_items shows the 100000 items, none processed');
+SET ROLE tb_coord;
 SELECT lives_ok($$INSERT INTO pg_temp.res SELECT r.n, r.claim_id, r.decision, r.error, r.processed_at
                     FROM approvals.process_batch((SELECT id FROM pg_temp.tb)) WITH ORDINALITY AS r(claim_id, decision, error, processed_at, n)$$,
                 'process_batch over the 100000 claims');
@@ -49,6 +58,9 @@ SELECT is((SELECT row(count(*), count(*) FILTER (WHERE decision = 'approved' AND
                       min(position), max(position))::text
              FROM approvals.batch_items WHERE batch_id = (SELECT id FROM pg_temp.tb)),
           '(100000,100000,100000,1,100000)', 'batch_items: 100000 distinct claims at positions 1..100000, all approved');
+SELECT is((SELECT row((SELECT count(*) FROM approvals.batch_item_lists WHERE batch_id = t.id),
+                      (SELECT count(*) FROM approvals.batch_item_results WHERE batch_id = t.id))::text FROM pg_temp.tb t),
+          '(0,100000)', 'processed: every list deleted, one result row per item');
 SELECT is((SELECT count(*)::int FROM approvals.claims
             WHERE id LIKE 'tb16\_%' AND status = 'approved' AND reviewer = 'tb_coord' AND batch_id = (SELECT id FROM pg_temp.tb)
               AND decided_at IS NOT NULL),

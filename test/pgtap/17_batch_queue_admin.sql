@@ -159,8 +159,8 @@ SELECT lives_ok($$INSERT INTO pg_temp.tb SELECT 'crash', id FROM approvals.creat
                 'a batch whose first chunk (20, 21) ...');
 SELECT lives_ok($$SELECT * FROM approvals.process_batch(pg_temp.b('crash'))$$, '... was processed ...');
 RESET ROLE;
-INSERT INTO approvals.batch_items (batch_id, position, claim_id)
-    SELECT pg_temp.b('crash'), 2 + n, 'tb17_' || (21 + n) FROM generate_series(1, 3) n;
+INSERT INTO approvals.batch_item_lists (batch_id, first_position, last_position, claim_ids)
+    VALUES (pg_temp.b('crash'), 3, 5, ARRAY['tb17_22', 'tb17_23', 'tb17_24']);
 UPDATE approvals.batches SET status = 'processing', completed_at = NULL, next_position = 3, total_claims = 5,
                              total_amount = total_amount + 22 + 23 + 24, worker_pid = NULL
  WHERE id = pg_temp.b('crash');

@@ -338,7 +338,8 @@ SELECT is((SELECT string_agg(claim_id || ':' || decision, ' ' ORDER BY claim_id)
           'tap24_b2:approved tap24_b3:approved', 'a second batch approves b2 and b3');
 SELECT is(pg_temp.inb('usr_ba'), 'tap24_b4 tap24_b5', 'b2 and b3 left the inbox');
 -- Leave the batch as a crashed run would (processing, with b4 still to do), as 12_batch_revert_cancel does.
-INSERT INTO approvals.batch_items (batch_id, position, claim_id) VALUES (pg_temp.b('proc'), 3, 'tap24_b4');
+INSERT INTO approvals.batch_item_lists (batch_id, first_position, last_position, claim_ids)
+    VALUES (pg_temp.b('proc'), 3, 3, ARRAY['tap24_b4']);
 UPDATE approvals.batches SET status = 'processing', completed_at = NULL, next_position = processed_count + 1,
                              total_claims = total_claims + 1, worker_pid = NULL
  WHERE id = pg_temp.b('proc');

@@ -18,7 +18,7 @@ export PGCONNECT_TIMEOUT=5
 T0=$SECONDS
 RUN=fc$(date +%s)$$
 cleanup() {
-    sql -c "DROP TRIGGER IF EXISTS ${RUN}_refuse ON approvals.batch_items" \
+    sql -c "DROP TRIGGER IF EXISTS ${RUN}_refuse ON approvals.batch_item_results" \
         -c "DROP FUNCTION IF EXISTS public.${RUN}_refuse()" \
         -c "ALTER SYSTEM RESET approvals.worker_enabled" -c "SELECT pg_reload_conf()" >/dev/null 2>&1
 }
@@ -37,7 +37,7 @@ new_batch() {
 
 sql -c "CREATE FUNCTION public.${RUN}_refuse() RETURNS trigger LANGUAGE plpgsql AS \$f\$
         BEGIN RAISE EXCEPTION 'refused by ${RUN}'; END \$f\$" \
-    -c "CREATE TRIGGER ${RUN}_refuse BEFORE UPDATE ON approvals.batch_items FOR EACH ROW
+    -c "CREATE TRIGGER ${RUN}_refuse BEFORE INSERT ON approvals.batch_item_results FOR EACH ROW
         WHEN (NEW.claim_id LIKE '${RUN}_bad%') EXECUTE FUNCTION public.${RUN}_refuse()" >/dev/null \
     || { not_ok "trigger installed"; exit 1; }
 

@@ -49,8 +49,10 @@ backend_pid() {
 BATCH=$(sql -c "SELECT id FROM approvals.create_batch(ARRAY['${RUN}_1'], coordinator => 'usr_coord',
                 start => false)")
 if [[ $BATCH == bat_* ]] && SQL_TIMEOUT=300 sql -c "
-        INSERT INTO approvals.batch_items (batch_id, position, claim_id)
-        SELECT '$BATCH', g, '${RUN}_' || g FROM generate_series(2, $ITEMS) g" >/dev/null; then
+        INSERT INTO approvals.batch_item_lists (batch_id, first_position, last_position, claim_ids)
+        SELECT '$BATCH', s, least(s + 999, $ITEMS),
+               ARRAY(SELECT '${RUN}_' || g FROM generate_series(s, least(s + 999, $ITEMS)) g)
+        FROM generate_series(2, $ITEMS, 1000) s" >/dev/null; then
     ok "pending batch with $ITEMS items"
 else
     not_ok "pending batch with $ITEMS items"
@@ -112,6 +114,7 @@ else
 fi
 sql -c "SELECT approvals.revoke_tenant('${RUN}_t', '${RUN}_coord')" \
     -c "ALTER SYSTEM RESET approvals.worker_enabled" -c "SELECT pg_reload_conf()" >/dev/null
-sql -c "DELETE FROM approvals.batch_items WHERE batch_id IN ('$BATCH', '$TBATCH')" \
+sql -c "DELETE FROM approvals.batch_item_lists WHERE batch_id IN ('$BATCH', '$TBATCH')" \
+    -c "DELETE FROM approvals.batch_item_results WHERE batch_id IN ('$BATCH', '$TBATCH')" \
     -c "DELETE FROM approvals.batches WHERE id IN ('$BATCH', '$TBATCH')" >/dev/null
 echo "# 52_memory_calls: $((SECONDS - T0)) s"
