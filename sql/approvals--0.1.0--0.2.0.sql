@@ -165,8 +165,8 @@ COMMENT ON TABLE approvals.outbox IS
 REVOKE ALL ON approvals.outbox FROM PUBLIC;
 
 -- A batch's items are written once: the claim list is kept compactly (claim id arrays of
--- consecutive positions) until a chunk processes those items and writes each one's result
--- row; approvals.batch_items becomes a view of both.
+-- consecutive positions) until a chunk processes those items and writes their results (one
+-- row per chunk, arrays again); approvals.batch_items becomes a view of both.
 CREATE TABLE approvals.batch_item_lists (
     batch_id       text NOT NULL,
     first_position integer NOT NULL,
@@ -177,24 +177,39 @@ CREATE TABLE approvals.batch_item_lists (
 );
 ALTER TABLE approvals.batch_item_lists ALTER COLUMN claim_ids SET STORAGE EXTERNAL;
 COMMENT ON TABLE approvals.batch_item_lists IS
-    'Internal: a batch''s items not processed yet, claim_ids[k] at position first_position + k - 1 (a row is deleted once a chunk has processed all of its items)';
+    'Internal: a batch''s items not processed yet, claim_ids[k] at position first_position + k - 1 (a chunk deletes the items it processes: the lists it finished, and the head of the list it stopped in)';
 CREATE TABLE approvals.batch_item_results (
-    batch_id     text NOT NULL,
-    position     integer NOT NULL,
-    claim_id     text NOT NULL,
-    decision     text NOT NULL CHECK (decision IN ('approved', 'rejected', 'failed', 'reverted')),
-    error        text,
-    processed_at timestamptz NOT NULL,
-    PRIMARY KEY (batch_id, position)
+    batch_id       text NOT NULL,
+    first_position integer NOT NULL,
+    last_position  integer NOT NULL,
+    claim_ids      text[] NOT NULL,
+    decisions      text[] NOT NULL,
+    errors         text[] NOT NULL,
+    processed_at   timestamptz NOT NULL,
+    PRIMARY KEY (batch_id, first_position),
+    CHECK (last_position - first_position + 1 = pg_catalog.cardinality(claim_ids)
+           AND pg_catalog.cardinality(decisions) = pg_catalog.cardinality(claim_ids)
+           AND pg_catalog.cardinality(errors) = pg_catalog.cardinality(claim_ids)),
+    CHECK (decisions <@ ARRAY['approved', 'rejected', 'failed', 'reverted'])
 );
+ALTER TABLE approvals.batch_item_results ALTER COLUMN claim_ids SET STORAGE EXTERNAL;
 COMMENT ON TABLE approvals.batch_item_results IS
-    'Internal: the result of each processed item of a batch, written by the chunk that processed it';
+    'Internal: the results of a batch''s processed items, one row per chunk: claim_ids[k], decisions[k] and errors[k] are those of the item at position first_position + k - 1';
 
--- The items of 0.1.0: the processed ones become result rows, the others claim lists of
+-- The items of 0.1.0: the processed ones become result rows (one per run of consecutive
+-- positions processed at the same time, at most 1000 items), the others claim lists of
 -- consecutive positions (at most 1000 ids each, as create_batch writes them).
-INSERT INTO approvals.batch_item_results (batch_id, position, claim_id, decision, error, processed_at)
-    SELECT batch_id, position, claim_id, decision, error, coalesce(processed_at, now())
-    FROM approvals.batch_items WHERE decision IS NOT NULL;
+INSERT INTO approvals.batch_item_results (batch_id, first_position, last_position, claim_ids,
+                                          decisions, errors, processed_at)
+    SELECT batch_id, min(position), max(position),
+           pg_catalog.array_agg(claim_id ORDER BY position),
+           pg_catalog.array_agg(decision ORDER BY position),
+           pg_catalog.array_agg(error ORDER BY position), t
+    FROM (SELECT batch_id, position, claim_id, decision, error, coalesce(processed_at, now()) AS t,
+                 position - pg_catalog.row_number() OVER (
+                     PARTITION BY batch_id, coalesce(processed_at, now()) ORDER BY position) AS run
+          FROM approvals.batch_items WHERE decision IS NOT NULL) i
+    GROUP BY batch_id, t, run, (position - 1) / 1000;
 INSERT INTO approvals.batch_item_lists (batch_id, first_position, last_position, claim_ids)
     SELECT batch_id, min(position), max(position), pg_catalog.array_agg(claim_id ORDER BY position)
     FROM (SELECT batch_id, position, claim_id,
@@ -215,15 +230,17 @@ COMMENT ON POLICY batch_item_lists_tenant_isolation ON approvals.batch_item_list
 COMMENT ON POLICY batch_item_results_tenant_isolation ON approvals.batch_item_results IS
     'Tenant isolation: an item is visible when its batch is';
 CREATE VIEW approvals.batch_items WITH (security_invoker = true) AS
-    SELECT r.batch_id, r.position, r.claim_id, r.decision, r.error, r.processed_at
+    SELECT r.batch_id, r.first_position + (x.o - 1)::integer AS position, x.claim_id,
+           x.decision, x.error, r.processed_at
     FROM approvals.batch_item_results r
+    CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(r.claim_ids), pg_catalog.unnest(r.decisions),
+                                  pg_catalog.unnest(r.errors))
+                       WITH ORDINALITY AS x(claim_id, decision, error, o)
     UNION ALL
-    SELECT l.batch_id, u.position, u.claim_id, NULL::text, NULL::text, NULL::timestamptz
+    SELECT l.batch_id, l.first_position + (x.o - 1)::integer, x.claim_id,
+           NULL::text, NULL::text, NULL::timestamptz
     FROM approvals.batch_item_lists l
-    CROSS JOIN LATERAL (SELECT l.first_position + (x.o - 1)::integer AS position, x.id AS claim_id
-                        FROM pg_catalog.unnest(l.claim_ids) WITH ORDINALITY AS x(id, o)) u
-    WHERE NOT EXISTS (SELECT 1 FROM approvals.batch_item_results p
-                      WHERE p.batch_id = l.batch_id AND p.position = u.position);
+    CROSS JOIN LATERAL pg_catalog.unnest(l.claim_ids) WITH ORDINALITY AS x(claim_id, o);
 COMMENT ON VIEW approvals.batch_items IS
     'One row per claim of a batch, in the batch''s order (position), with its result once processed';
 REVOKE ALL ON approvals.batch_item_lists, approvals.batch_item_results, approvals.batch_items

@@ -236,7 +236,8 @@ COMMENT ON INDEX approvals.batches_created IS
 
 -- A batch's items: the claim list is kept compactly (claim id arrays of consecutive positions,
 -- written once by create_batch/update_batch) until a chunk processes those items and writes
--- each one's result row (written once); approvals.batch_items shows both as one row per item.
+-- their results (one row per chunk, arrays again); approvals.batch_items shows both as one row
+-- per item.
 CREATE TABLE approvals.batch_item_lists (
     batch_id       text NOT NULL,
     first_position integer NOT NULL,
@@ -247,18 +248,24 @@ CREATE TABLE approvals.batch_item_lists (
 );
 ALTER TABLE approvals.batch_item_lists ALTER COLUMN claim_ids SET STORAGE EXTERNAL;
 COMMENT ON TABLE approvals.batch_item_lists IS
-    'Internal: a batch''s items not processed yet, claim_ids[k] at position first_position + k - 1 (a row is deleted once a chunk has processed all of its items)';
+    'Internal: a batch''s items not processed yet, claim_ids[k] at position first_position + k - 1 (a chunk deletes the items it processes: the lists it finished, and the head of the list it stopped in)';
 CREATE TABLE approvals.batch_item_results (
-    batch_id     text NOT NULL,
-    position     integer NOT NULL,
-    claim_id     text NOT NULL,
-    decision     text NOT NULL CHECK (decision IN ('approved', 'rejected', 'failed', 'reverted')),
-    error        text,
-    processed_at timestamptz NOT NULL,
-    PRIMARY KEY (batch_id, position)
+    batch_id       text NOT NULL,
+    first_position integer NOT NULL,
+    last_position  integer NOT NULL,
+    claim_ids      text[] NOT NULL,
+    decisions      text[] NOT NULL,
+    errors         text[] NOT NULL,
+    processed_at   timestamptz NOT NULL,
+    PRIMARY KEY (batch_id, first_position),
+    CHECK (last_position - first_position + 1 = pg_catalog.cardinality(claim_ids)
+           AND pg_catalog.cardinality(decisions) = pg_catalog.cardinality(claim_ids)
+           AND pg_catalog.cardinality(errors) = pg_catalog.cardinality(claim_ids)),
+    CHECK (decisions <@ ARRAY['approved', 'rejected', 'failed', 'reverted'])
 );
+ALTER TABLE approvals.batch_item_results ALTER COLUMN claim_ids SET STORAGE EXTERNAL;
 COMMENT ON TABLE approvals.batch_item_results IS
-    'Internal: the result of each processed item of a batch, written by the chunk that processed it';
+    'Internal: the results of a batch''s processed items, one row per chunk: claim_ids[k], decisions[k] and errors[k] are those of the item at position first_position + k - 1';
 
 -- Notifications a committed transaction handed to the scheduler, which sends
 -- them (NOTIFY approvals) in id order and deletes them: NOTIFY itself would
@@ -477,15 +484,17 @@ COMMENT ON POLICY batch_item_results_tenant_isolation ON approvals.batch_item_re
 -- (still in a claim list) without.  security_invoker: the tables' tenant policies apply to
 -- whoever reads it.
 CREATE VIEW approvals.batch_items WITH (security_invoker = true) AS
-    SELECT r.batch_id, r.position, r.claim_id, r.decision, r.error, r.processed_at
+    SELECT r.batch_id, r.first_position + (x.o - 1)::integer AS position, x.claim_id,
+           x.decision, x.error, r.processed_at
     FROM approvals.batch_item_results r
+    CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(r.claim_ids), pg_catalog.unnest(r.decisions),
+                                  pg_catalog.unnest(r.errors))
+                       WITH ORDINALITY AS x(claim_id, decision, error, o)
     UNION ALL
-    SELECT l.batch_id, u.position, u.claim_id, NULL::text, NULL::text, NULL::timestamptz
+    SELECT l.batch_id, l.first_position + (x.o - 1)::integer, x.claim_id,
+           NULL::text, NULL::text, NULL::timestamptz
     FROM approvals.batch_item_lists l
-    CROSS JOIN LATERAL (SELECT l.first_position + (x.o - 1)::integer AS position, x.id AS claim_id
-                        FROM pg_catalog.unnest(l.claim_ids) WITH ORDINALITY AS x(id, o)) u
-    WHERE NOT EXISTS (SELECT 1 FROM approvals.batch_item_results p
-                      WHERE p.batch_id = l.batch_id AND p.position = u.position);
+    CROSS JOIN LATERAL pg_catalog.unnest(l.claim_ids) WITH ORDINALITY AS x(claim_id, o);
 COMMENT ON VIEW approvals.batch_items IS
     'One row per claim of a batch, in the batch''s order (position), with its result once processed';
 

@@ -40,22 +40,16 @@
 #define ERR_LOCKED			"Claim is locked by another transaction"
 
 /*
- * A batch's items not processed yet are kept as claim lists
- * (approvals.batch_item_lists) of at most this many ids each; a chunk writes
- * a result row (approvals.batch_item_results) per item it processes and
- * deletes the lists it has finished.
+ * Each item of a batch is written once.  Until it is processed it is in a
+ * claim list (approvals.batch_item_lists: consecutive positions, at most this
+ * many claim ids per row); the chunk that processes it removes it from there
+ * (deleting the lists it finished, cutting the head off the one it stopped
+ * in) and writes its result into the chunk's result row
+ * (approvals.batch_item_results: the chunk's claim ids, decisions and errors
+ * as arrays).  So a list holds only items not processed yet, and every item is
+ * in exactly one of the two tables.
  */
 #define AP_ITEM_LIST_SIZE	1000
-
-/*
- * SQL condition: the claim lists l of batch $1 from the one holding position
- * pos on (a key range of the primary key: the lists before it, which the
- * transaction may have deleted, are never scanned).
- */
-#define ITEM_LISTS_FROM(pos) \
-	"l.batch_id = $1 AND l.first_position >= coalesce((" \
-	"SELECT pg_catalog.max(m.first_position) FROM approvals.batch_item_lists m " \
-	"WHERE m.batch_id = $1 AND m.first_position <= " pos "), " pos ")"
 
 /* A batch interrupted this many times (crash, or a chunk that kept failing) is quarantined */
 #define AP_MAX_ATTEMPTS		3
@@ -115,7 +109,7 @@ extern Datum ApBatchRowDatum(const char *batch_id);
 extern void ApBatchReportState(const BatchInfo *bi, const char *what);
 extern void ApBatchFinish(const char *batch_id, const char *status, const char *error);
 extern void ApBatchInsertItems(const char *batch_id, char **ids, int n, int offset);
-extern bool ApBatchItemSpan(const char *batch_id, int from, bool processed, int *first, int *last);
+extern bool ApBatchItemSpan(const char *batch_id, int from, int *first, int *last);
 extern Datum ApBatchClaimIds(const char *batch_id);
 extern void ApBatchSetTotals(const char *batch_id, const char *tenant, Datum claim_ids);
 

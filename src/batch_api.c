@@ -391,33 +391,97 @@ approvals_start_batch(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------ */
 
 /*
- * Emit (claim_id, decision, error, processed_at) for every item, in order,
- * streamed into the result a page at a time (flat memory for any size): the
- * processed items, then those not processed yet (a batch is processed in
- * position order, so every one of them comes after every processed one).
+ * Emit one (claim_id, decision, error, processed_at) row per item of the rows
+ * stmt returns in position order: claim_ids, and with results also
+ * decisions, errors and processed_at.  The rows come a few at a time through a
+ * cursor and their arrays are expanded here, in order (no sort), each row's in
+ * a context reset after it: flat memory for any batch.
+ */
+static void
+EmitItemRows(const ApStmt *stmt, Datum batch_id, bool results, ReturnSetInfo *rsinfo)
+{
+	MemoryContext caller_cxt = CurrentMemoryContext;
+	MemoryContext row_cxt = AllocSetContextCreate(caller_cxt, "approvals batch item rows",
+												  ALLOCSET_DEFAULT_SIZES);
+	Portal		portal = ApCursorOpen(stmt, &batch_id, NULL);
+
+	if (rsinfo->setDesc->natts != 4)
+		elog(ERROR, "batch results have %d columns, expected 4", rsinfo->setDesc->natts);
+	for (;;)
+	{
+		CHECK_FOR_INTERRUPTS();
+		SPI_cursor_fetch(portal, true, 8);
+		MemoryContextSwitchTo(caller_cxt);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 r = 0; r < SPI_processed; r++)
+		{
+			Datum	   *arrays[3] = {NULL, NULL, NULL};
+			bool	   *array_nulls[3] = {NULL, NULL, NULL};
+			int			counts[3] = {0, 0, 0};
+			Datum		cols[4] = {0, 0, 0, 0};
+			bool		colnulls[4] = {false, true, true, true};
+			bool		isnull;
+
+			MemoryContextSwitchTo(row_cxt);
+			for (int a = 0; a < (results ? 3 : 1); a++)
+				deconstruct_array(DatumGetArrayTypeP(ApGetDatum((int) r, a + 1, &isnull)),
+								  TEXTOID, -1, false, TYPALIGN_INT,
+								  &arrays[a], &array_nulls[a], &counts[a]);
+			if (results)
+			{
+				if (counts[1] != counts[0] || counts[2] != counts[0])
+					elog(ERROR, "a result row of batch \"%s\" has arrays of different lengths",
+						 TextDatumGetCString(batch_id));
+				cols[3] = ApGetDatum((int) r, 4, &colnulls[3]);
+			}
+			for (int k = 0; k < counts[0]; k++)
+			{
+				cols[0] = arrays[0][k];
+				colnulls[0] = array_nulls[0][k];
+				if (results)
+				{
+					cols[1] = arrays[1][k];
+					colnulls[1] = array_nulls[1][k];
+					cols[2] = arrays[2][k];
+					colnulls[2] = array_nulls[2][k];
+				}
+				tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, cols, colnulls);
+			}
+			MemoryContextSwitchTo(caller_cxt);
+			MemoryContextReset(row_cxt);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	SPI_cursor_close(portal);
+	MemoryContextDelete(row_cxt);
+}
+
+/*
+ * Emit (claim_id, decision, error, processed_at) for every item, in order:
+ * the processed items from the result rows, then those not processed yet from
+ * the claim lists (a batch is processed in position order, so every one of
+ * them comes after every processed one).
  */
 static void
 EmitResults(FunctionCallInfo fcinfo, const char *batch_id)
 {
 	static const ApStmt results_sql = {
-		"SELECT claim_id, decision, error, processed_at FROM approvals.batch_item_results "
-		"WHERE batch_id = $1 ORDER BY position",
+		"SELECT claim_ids, decisions, errors, processed_at FROM approvals.batch_item_results "
+		"WHERE batch_id = $1 ORDER BY first_position",
 		1, {TEXTOID}
 	};
 	static const ApStmt unprocessed_sql = {
-		"SELECT u.id, NULL::text, NULL::text, NULL::timestamptz "
-		"FROM approvals.batch_item_lists l, "
-		"pg_catalog.unnest(l.claim_ids) WITH ORDINALITY AS u(id, o) "
-		"WHERE l.batch_id = $1 AND NOT EXISTS (SELECT 1 FROM approvals.batch_item_results r "
-		"  WHERE r.batch_id = $1 AND r.position = l.first_position + (u.o - 1)::integer) "
-		"ORDER BY l.first_position, u.o",
+		"SELECT claim_ids FROM approvals.batch_item_lists "
+		"WHERE batch_id = $1 ORDER BY first_position",
 		1, {TEXTOID}
 	};
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Datum		values[1] = {CStringGetTextDatum(batch_id)};
+	Datum		id = CStringGetTextDatum(batch_id);
 
-	ApExecIntoTuplestore(&results_sql, values, NULL, rsinfo->setResult, rsinfo->setDesc);
-	ApExecIntoTuplestore(&unprocessed_sql, values, NULL, rsinfo->setResult, rsinfo->setDesc);
+	EmitItemRows(&results_sql, id, true, rsinfo);
+	EmitItemRows(&unprocessed_sql, id, false, rsinfo);
 }
 
 /* approvals.process_batch(batch_id): the whole batch, in the caller's transaction. */

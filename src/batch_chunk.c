@@ -459,43 +459,46 @@ ChunkLockAndClassify(ChunkState *cs)
 }
 
 /*
- * Write the chunk's item results, one row per item (its only write), and
- * delete the claim lists whose every item is now processed (those ending in
- * the chunk's range, found from the list holding its first position on).
+ * Write the chunk's results and take its items out of the claim lists: one
+ * result row per run of consecutive positions (the chunk's whole range, but
+ * for claim lists with gaps between them), then the lists the chunk finished
+ * deleted and the head cut off the one it stopped in.
  */
 static void
 ChunkStoreItems(ChunkState *cs, int first, int width)
 {
-	static const ApStmt sql = {
-		"WITH r AS (INSERT INTO approvals.batch_item_results "
-		"  (batch_id, position, claim_id, decision, error, processed_at) "
-		"  SELECT $1, u.position, u.claim_id, u.decision, u.error, now() "
-		"  FROM ROWS FROM (pg_catalog.unnest($3::integer[]), pg_catalog.unnest($4::text[]), "
-		"    pg_catalog.unnest($5::text[]), pg_catalog.unnest($6::text[])) "
-		"    AS u(position, claim_id, decision, error) RETURNING 1), "
-		"d AS (DELETE FROM approvals.batch_item_lists l "
-		"  WHERE " ITEM_LISTS_FROM("$2") " AND l.last_position < $2 + $7) "
-		"SELECT pg_catalog.count(*)::integer FROM r",
-		7, {TEXTOID, INT4OID, INT4ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, INT4OID}
+	static const ApStmt results_sql = {
+		"INSERT INTO approvals.batch_item_results (batch_id, first_position, last_position, "
+		"claim_ids, decisions, errors, processed_at) VALUES ($1, $2, $3, $4, $5, $6, now())",
+		6, {TEXTOID, INT4OID, INT4OID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}
 	};
-	Datum		values[7];
-	Datum	   *positions = palloc(sizeof(Datum) * Max(cs->n, 1));
-	bool		isnull;
+	/* the lists holding positions $2 .. $3; the rest of the last one stays, from $3 + 1 */
+	static const ApStmt lists_sql = {
+		"WITH d AS (DELETE FROM approvals.batch_item_lists "
+		"  WHERE batch_id = $1 AND first_position >= $2 AND first_position <= $3 "
+		"  RETURNING first_position, last_position, claim_ids) "
+		"INSERT INTO approvals.batch_item_lists (batch_id, first_position, last_position, claim_ids) "
+		"SELECT $1, $3 + 1, d.last_position, d.claim_ids[$3 - d.first_position + 2 :] "
+		"FROM d WHERE d.last_position > $3",
+		3, {TEXTOID, INT4OID, INT4OID}
+	};
+	Datum		values[6];
 
-	for (int i = 0; i < cs->n; i++)
-		positions[i] = Int32GetDatum(cs->positions[i]);
 	values[0] = CStringGetTextDatum(cs->bi->id);
+	for (int lo = 0, hi; lo < cs->n; lo = hi)
+	{
+		for (hi = lo + 1; hi < cs->n && cs->positions[hi] == cs->positions[hi - 1] + 1; hi++)
+			;
+		values[1] = Int32GetDatum(cs->positions[lo]);
+		values[2] = Int32GetDatum(cs->positions[hi - 1]);
+		values[3] = ApCStringArrayDatum(cs->claim_ids + lo, hi - lo);
+		values[4] = ApCStringArrayDatum((char **) cs->decision + lo, hi - lo);
+		values[5] = ApCStringArrayDatum(cs->error + lo, hi - lo);
+		ApExec(&results_sql, values, NULL, 0);
+	}
 	values[1] = Int32GetDatum(first);
-	values[2] = PointerGetDatum(construct_array(positions, cs->n, INT4OID, sizeof(int32), true,
-												TYPALIGN_INT));
-	values[3] = ApCStringArrayDatum(cs->claim_ids, cs->n);
-	values[4] = ApCStringArrayDatum((char **) cs->decision, cs->n);
-	values[5] = ApCStringArrayDatum(cs->error, cs->n);
-	values[6] = Int32GetDatum(width);
-	ApExec(&sql, values, NULL, 1);
-	if (DatumGetInt32(ApGetDatum(0, 1, &isnull)) != cs->n)
-		elog(ERROR, "batch \"%s\": results of positions %d to %d were not all written",
-			 cs->bi->id, first, first + width - 1);
+	values[2] = Int32GetDatum(first + width - 1);
+	ApExec(&lists_sql, values, NULL, 0);
 }
 
 /*
@@ -588,7 +591,7 @@ ChunkInner(const char *batch_id, int chunk_size)
 		"SELECT p.position, p.claim_id FROM approvals.batch_item_lists l, "
 		"LATERAL (SELECT l.first_position + (u.o - 1)::integer AS position, u.id AS claim_id "
 		"  FROM pg_catalog.unnest(l.claim_ids) WITH ORDINALITY AS u(id, o)) p "
-		"WHERE " ITEM_LISTS_FROM("$2") " AND l.first_position < $2 + $3 "
+		"WHERE l.batch_id = $1 AND l.first_position >= $2 AND l.first_position < $2 + $3 "
 		"AND p.position >= $2 AND p.position < $2 + $3 "
 		"ORDER BY p.position",
 		3, {TEXTOID, INT4OID, INT4OID}
@@ -609,7 +612,7 @@ ChunkInner(const char *batch_id, int chunk_size)
 	if (!ApBatchLoad(batch_id, true, &bi) || strcmp(bi.status, "processing") != 0)
 		return true;
 
-	if (!ApBatchItemSpan(batch_id, bi.next_position, false, &first, &last_position))
+	if (!ApBatchItemSpan(batch_id, bi.next_position, &first, &last_position))
 	{
 		ApBatchFinish(batch_id, "completed",
 					ThresholdExceeded(&bi, bi.failed_count)

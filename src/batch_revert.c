@@ -93,21 +93,24 @@ RevertApplyFailed(void *state, int idx, const char *message)
 }
 
 /*
- * Revert one chunk of the batch's decided items, those of positions [first,
- * first + width): their claims locked in id order, the items marked
- * reverted, the counters fixed.  A position range keeps every statement
- * bounded by the chunk whatever the statistics say.  Returns how many claims
- * were reverted.
+ * Revert the decided items of one result row of the batch (the items one
+ * chunk processed, positions [first, first + width)): their claims locked in
+ * id order, the items marked reverted, the counters fixed.  One row keeps
+ * every statement bounded by the chunk whatever the statistics say.  Returns
+ * how many claims were reverted.
  */
 static int
 RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 			int first, int width)
 {
 	static const ApStmt items_select_sql = {
-		"SELECT position, claim_id FROM approvals.batch_item_results "
-		"WHERE batch_id = $1 AND decision = $2 AND position >= $4 AND position < $4 + $5 "
-		"ORDER BY position",
-		5, {TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID, INT4OID}
+		"SELECT r.first_position + (x.o - 1)::integer, x.claim_id "
+		"FROM approvals.batch_item_results r, "
+		"ROWS FROM (pg_catalog.unnest(r.claim_ids), pg_catalog.unnest(r.decisions)) "
+		"  WITH ORDINALITY AS x(claim_id, decision, o) "
+		"WHERE r.batch_id = $1 AND r.first_position = $4 AND x.decision = $2 "
+		"ORDER BY x.o",
+		4, {TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID}
 	};
 	enum
 	{
@@ -125,14 +128,22 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 	{
 		CLAIM_ID = 1, CLAIM_HAS_HANDLER, CLAIM_NAMED
 	};
-	/* the range's items whose claims were locked ($4), by their offset in it */
+	/*
+	 * the row's items whose claims were locked ($4), by their offset in it:
+	 * reverted, or with the reason their revert failed ($3)
+	 */
 	static const ApStmt items_sql = {
 		"UPDATE approvals.batch_item_results SET "
-		"decision = CASE WHEN ($3::text[])[position - $2 + 1] IS NULL THEN 'reverted' "
-		"  ELSE decision END, "
-		"error = ($3::text[])[position - $2 + 1] "
-		"WHERE batch_id = $1 AND position >= $2 AND position < $2 + $5 "
-		"AND ($4::boolean[])[position - $2 + 1]",
+		"decisions = ARRAY(SELECT CASE WHEN x.touched AND x.error IS NULL THEN 'reverted' "
+		"    ELSE x.decision END "
+		"  FROM ROWS FROM (pg_catalog.unnest(decisions), pg_catalog.unnest($3::text[]), "
+		"    pg_catalog.unnest($4::boolean[])) WITH ORDINALITY AS x(decision, error, touched, o) "
+		"  ORDER BY x.o), "
+		"errors = ARRAY(SELECT CASE WHEN x.touched THEN x.error ELSE x.old END "
+		"  FROM ROWS FROM (pg_catalog.unnest(errors), pg_catalog.unnest($3::text[]), "
+		"    pg_catalog.unnest($4::boolean[])) WITH ORDINALITY AS x(old, error, touched, o) "
+		"  ORDER BY x.o) "
+		"WHERE batch_id = $1 AND first_position = $2 AND last_position = $2 + $5 - 1",
 		5, {TEXTOID, INT4OID, TEXTARRAYOID, BOOLARRAYOID, INT4OID}
 	};
 	static const ApStmt counters_sql = {
@@ -146,8 +157,8 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 		"updated_at = now() WHERE id = $1",
 		3, {TEXTOID, INT4OID, TEXTARRAYOID}
 	};
-	Datum		values[5];
-	bool		nulls[5] = {false, false, true, false, false};
+	Datum		values[4];
+	bool		nulls[4] = {false, false, true, false};
 	RevertState rs;
 	int			n;
 	int			n_items;
@@ -168,7 +179,6 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 	values[0] = CStringGetTextDatum(bi->id);
 	values[1] = CStringGetTextDatum(bi->decision);
 	values[3] = Int32GetDatum(first);
-	values[4] = Int32GetDatum(width);
 	n_items = ApExec(&items_select_sql, values, nulls, 0);
 	if (n_items == 0)
 		return 0;
@@ -242,7 +252,7 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 		ivalues[3] = PointerGetDatum(construct_array(touched, width, BOOLOID, 1, true,
 													 TYPALIGN_CHAR));
 		ivalues[4] = Int32GetDatum(width);
-		if (ApExec(&items_sql, ivalues, NULL, 0) != n)
+		if (ApExec(&items_sql, ivalues, NULL, 0) != 1)
 			elog(ERROR, "batch \"%s\": items changed while being reverted", bi->id);
 
 		cvalues[0] = values[0];
@@ -254,33 +264,52 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 }
 
 /*
- * Revert every claim the batch decided, one chunk of approvals.chunk_size
- * items at a time (each chunk in its own SPI connection, so memory stays flat
- * for any batch size): claims locked in id order within a chunk, their items
- * marked reverted and the counters fixed.  Returns how many were reverted.
+ * Where the batch's next result row after position "after" lies: false when
+ * there is none (a probe of the primary key).
+ */
+static bool
+RevertNextRow(const char *batch_id, int after, int *first, int *width)
+{
+	static const ApStmt sql = {
+		"SELECT first_position, last_position - first_position + 1 "
+		"FROM approvals.batch_item_results WHERE batch_id = $1 AND first_position > $2 "
+		"ORDER BY first_position LIMIT 1",
+		2, {TEXTOID, INT4OID}
+	};
+	Datum		values[2] = {CStringGetTextDatum(batch_id), Int32GetDatum(after)};
+	bool		isnull;
+
+	if (ApExec(&sql, values, NULL, 1) == 0)
+		return false;
+	*first = DatumGetInt32(ApGetDatum(0, 1, &isnull));
+	*width = DatumGetInt32(ApGetDatum(0, 2, &isnull));
+	return true;
+}
+
+/*
+ * Revert every claim the batch decided, one result row (the items of one
+ * chunk) at a time, each in its own SPI connection, so memory stays flat for
+ * any batch size: claims locked in id order within a row, their items marked
+ * reverted and the counters fixed.  Returns how many were reverted.
  */
 int
 ApBatchRevert(const BatchInfo *bi, const char *actor, const char *comment)
 {
-	int			from;
-	int			last;
-	bool		any;
 	int			total = 0;
+	int			first = 0;
+	int			width = 0;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	any = ApBatchItemSpan(bi->id, 1, true, &from, &last);
-	SPI_finish();
-	if (!any)
-		return 0;
-
-	for (int64 first = from; first <= last; first += ap_chunk_size)
+	for (;;)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
-		total += RevertChunk(bi, actor, comment, (int) first,
-							 (int) Min((int64) ap_chunk_size, last - first + 1));
+		if (!RevertNextRow(bi->id, first, &first, &width))
+		{
+			SPI_finish();
+			break;
+		}
+		total += RevertChunk(bi, actor, comment, first, width);
 		SPI_finish();
 	}
 	return total;

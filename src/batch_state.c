@@ -2,7 +2,8 @@
  * batch_state.c
  *		The batch row and its items: load the row (locked or not), check that
  *		the caller may see and change it, return it as a value, finish it (a
- *		terminal status, with a NOTIFY); append items and recount the totals.
+ *		terminal status, with a NOTIFY); append items (as claim lists), find
+ *		the ones not processed yet, set the totals.
  */
 #include "postgres.h"
 
@@ -242,23 +243,21 @@ ApBatchInsertItems(const char *batch_id, char **ids, int n, int offset)
 }
 
 /*
- * Where a batch's items from position "from" on lie: with processed, the
- * span of its result rows (from ignored); otherwise of its items not processed
- * yet, the first at or after from and the last.  Key probes of the primary
- * keys, whatever the statistics.  False when there is none.
+ * Where a batch's items not processed yet lie: the position of the first and
+ * of the last.  Probes of the claim lists' primary key, whatever the
+ * statistics; the first is looked for from position "from" (the batch's
+ * next_position, before which a list holds no item) on, which skips the lists
+ * this transaction already deleted, and only if there is none there, from the
+ * start.  False when there is none.
  */
 bool
-ApBatchItemSpan(const char *batch_id, int from, bool processed, int *first, int *last)
+ApBatchItemSpan(const char *batch_id, int from, int *first, int *last)
 {
-	static const ApStmt results_sql = {
-		"SELECT (SELECT min(position) FROM approvals.batch_item_results WHERE batch_id = $1), "
-		"       (SELECT max(position) FROM approvals.batch_item_results WHERE batch_id = $1)",
-		2, {TEXTOID, INT4OID}
-	};
-	static const ApStmt lists_sql = {
-		"SELECT (SELECT GREATEST($2, l.first_position) FROM approvals.batch_item_lists l "
-		"        WHERE " ITEM_LISTS_FROM("$2") " AND l.last_position >= $2 "
-		"        ORDER BY l.first_position LIMIT 1), "
+	static const ApStmt sql = {
+		"SELECT coalesce((SELECT min(first_position) FROM approvals.batch_item_lists "
+		"                 WHERE batch_id = $1 AND first_position >= $2), "
+		"                (SELECT min(first_position) FROM approvals.batch_item_lists "
+		"                 WHERE batch_id = $1)), "
 		"       (SELECT l.last_position FROM approvals.batch_item_lists l WHERE l.batch_id = $1 "
 		"        ORDER BY l.first_position DESC LIMIT 1)",
 		2, {TEXTOID, INT4OID}
@@ -267,7 +266,7 @@ ApBatchItemSpan(const char *batch_id, int from, bool processed, int *first, int 
 	bool		first_null;
 	bool		last_null;
 
-	ApExec(processed ? &results_sql : &lists_sql, values, NULL, 1);
+	ApExec(&sql, values, NULL, 1);
 	*first = DatumGetInt32(ApGetDatum(0, 1, &first_null));
 	*last = DatumGetInt32(ApGetDatum(0, 2, &last_null));
 	return !first_null && !last_null;

@@ -125,7 +125,7 @@ SELECT throws_ok($$UPDATE approvals.batch_items SET decision = 'approved'$$, '55
 SELECT throws_ok($$DELETE FROM approvals.batch_items$$, '55000', 'cannot delete from view "batch_items"',
                  'nobody can DELETE from approvals.batch_items');
 SELECT throws_ok($$INSERT INTO approvals.batch_item_lists VALUES ('bat_x', 1, 1, '{c}')$$, '42501', NULL, 'a coordinator cannot INSERT into approvals.batch_item_lists');
-SELECT throws_ok($$UPDATE approvals.batch_item_results SET decision = 'approved'$$, '42501', NULL, 'a coordinator cannot UPDATE approvals.batch_item_results');
+SELECT throws_ok($$UPDATE approvals.batch_item_results SET decisions = '{}'$$, '42501', NULL, 'a coordinator cannot UPDATE approvals.batch_item_results');
 SET ROLE tb_adm;
 SELECT throws_ok($$DELETE FROM approvals.batches$$, '42501', NULL, 'an admin cannot DELETE from approvals.batches');
 SET ROLE tb_plat;

@@ -59,8 +59,9 @@ SELECT is((SELECT row(count(*), count(*) FILTER (WHERE decision = 'approved' AND
              FROM approvals.batch_items WHERE batch_id = (SELECT id FROM pg_temp.tb)),
           '(100000,100000,100000,1,100000)', 'batch_items: 100000 distinct claims at positions 1..100000, all approved');
 SELECT is((SELECT row((SELECT count(*) FROM approvals.batch_item_lists WHERE batch_id = t.id),
-                      (SELECT count(*) FROM approvals.batch_item_results WHERE batch_id = t.id))::text FROM pg_temp.tb t),
-          '(0,100000)', 'processed: every list deleted, one result row per item');
+                      (SELECT row(count(*), sum(cardinality(claim_ids)))
+                         FROM approvals.batch_item_results WHERE batch_id = t.id))::text FROM pg_temp.tb t),
+          '(0,"(100,100000)")', 'processed: every list deleted, one result row per chunk of 1000 items');
 SELECT is((SELECT count(*)::int FROM approvals.claims
             WHERE id LIKE 'tb16\_%' AND status = 'approved' AND reviewer = 'tb_coord' AND batch_id = (SELECT id FROM pg_temp.tb)
               AND decided_at IS NOT NULL),

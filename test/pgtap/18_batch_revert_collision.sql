@@ -16,8 +16,10 @@ SELECT approvals.submit('t18', 'res-1', 'h2', id => 't18_r2', actor => 'usr_req1
 UPDATE approvals.claims SET status = 'approved', reviewer = 'usr_coord18', batch_id = :'bid',
        decided_at = now(), created_at = created_at + interval '1 second'
  WHERE id = 't18_r2';
-UPDATE approvals.batch_item_results SET decision = 'approved', error = NULL
- WHERE batch_id = :'bid' AND claim_id = 't18_r2';
+UPDATE approvals.batch_item_results
+   SET decisions[pg_catalog.array_position(claim_ids, 't18_r2')] = 'approved',
+       errors[pg_catalog.array_position(claim_ids, 't18_r2')] = NULL
+ WHERE batch_id = :'bid' AND 't18_r2' = ANY (claim_ids);
 UPDATE approvals.batches SET status = 'processing', approved_count = 2, failed_count = 0,
        completed_at = NULL
  WHERE id = :'bid';

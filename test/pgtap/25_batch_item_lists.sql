@@ -1,10 +1,11 @@
 -- 25_batch_item_lists: a batch's items are written once. create_batch and update_batch keep
 -- the claim list as lists of at most 1000 ids (approvals.batch_item_lists); the chunk that
--- processes an item writes its result row (approvals.batch_item_results) and deletes the lists
--- it finished; approvals.batch_items shows one row per item in every state. Here a batch of
+-- processes items writes their results as one row (approvals.batch_item_results, arrays) and
+-- takes them out of the lists (deletes the lists it finished, cuts the head off the one it
+-- stopped in); approvals.batch_items shows one row per item in every state. Here a batch of
 -- 2503 items (lists of 1000, 1000, 500 and 3 after update_batch) runs in chunks of 700 and
--- stops after its second chunk (failure threshold, rollback): the first list is gone, the
--- second half processed, and the view, batch_results and the counters agree on every item.
+-- stops after its second chunk (failure threshold, rollback, which rewrites the result rows):
+-- the view, batch_results and the counters agree on every item.
 BEGIN;
 SELECT plan(12);
 
@@ -40,12 +41,16 @@ SELECT is((SELECT string_agg(coalesce(decision, '-') || ':' || count, ' ' ORDER 
 SELECT is((SELECT row(status, processed_count, failed_count, reverted_count, next_position)::text
              FROM approvals.batches WHERE id = :'b'),
           '(failed,1400,10,1390,1401)', 'the batch failed after its second chunk');
-SELECT is((SELECT string_agg(first_position || '-' || last_position, ' ' ORDER BY first_position)
+SELECT is((SELECT string_agg(first_position || '-' || last_position || ':' || claim_ids[1], ' ' ORDER BY first_position)
              FROM approvals.batch_item_lists WHERE batch_id = :'b'),
-          '1001-2000 2001-2500 2501-2503', 'the first list, fully processed, was deleted; the second is half processed');
-SELECT is((SELECT row(count(*), min(position), max(position))::text
+          '1401-2000:t25_01401 2001-2500:t25_02001 2501-2503:t25_02501',
+          'the lists hold the items not processed: the first list is gone, the second lost its head');
+SELECT is((SELECT string_agg(first_position || '-' || last_position || ':' || claim_ids[1] || ':'
+                             || array_to_string(ARRAY(SELECT DISTINCT d FROM unnest(decisions) d ORDER BY d), '/'),
+                             ' ' ORDER BY first_position)
              FROM approvals.batch_item_results WHERE batch_id = :'b'),
-          '(1400,1,1400)', 'one result row per processed item');
+          '1-700:t25_00001:reverted 701-1400:t25_00701:failed/reverted',
+          'one result row per chunk, its items reverted by the rollback (but the failed ones)');
 SELECT is((SELECT row(count(*), count(DISTINCT position), min(position), max(position),
                       count(*) FILTER (WHERE decision IS NULL AND position > 1400),
                       count(*) FILTER (WHERE claim_id <> 't25_' || lpad(position::text, 5, '0')))::text

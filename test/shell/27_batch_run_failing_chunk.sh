@@ -38,7 +38,7 @@ new_batch() {
 sql -c "CREATE FUNCTION public.${RUN}_refuse() RETURNS trigger LANGUAGE plpgsql AS \$f\$
         BEGIN RAISE EXCEPTION 'refused by ${RUN}'; END \$f\$" \
     -c "CREATE TRIGGER ${RUN}_refuse BEFORE INSERT ON approvals.batch_item_results FOR EACH ROW
-        WHEN (NEW.claim_id LIKE '${RUN}_bad%') EXECUTE FUNCTION public.${RUN}_refuse()" >/dev/null \
+        WHEN (array_to_string(NEW.claim_ids, ' ') LIKE '%${RUN}_bad%') EXECUTE FUNCTION public.${RUN}_refuse()" >/dev/null \
     || { not_ok "trigger installed"; exit 1; }
 
 # --- the worker: hand back, take again, quarantine --------------------------------------------
