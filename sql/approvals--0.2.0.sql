@@ -244,7 +244,9 @@ CREATE TABLE approvals.batch_item_lists (
     last_position  integer NOT NULL,
     claim_ids      text[] NOT NULL,
     PRIMARY KEY (batch_id, first_position),
-    CHECK (last_position - first_position + 1 = pg_catalog.cardinality(claim_ids))
+    CHECK (last_position - first_position + 1 = pg_catalog.cardinality(claim_ids)),
+    CHECK (pg_catalog.array_ndims(claim_ids) = 1 AND pg_catalog.array_lower(claim_ids, 1) = 1
+           AND pg_catalog.array_position(claim_ids, NULL) IS NULL)
 );
 ALTER TABLE approvals.batch_item_lists ALTER COLUMN claim_ids SET STORAGE EXTERNAL;
 COMMENT ON TABLE approvals.batch_item_lists IS
@@ -261,6 +263,8 @@ CREATE TABLE approvals.batch_item_results (
     CHECK (last_position - first_position + 1 = pg_catalog.cardinality(claim_ids)
            AND pg_catalog.cardinality(decisions) = pg_catalog.cardinality(claim_ids)
            AND pg_catalog.cardinality(errors) = pg_catalog.cardinality(claim_ids)),
+    CHECK (pg_catalog.array_ndims(claim_ids) = 1 AND pg_catalog.array_lower(claim_ids, 1) = 1
+           AND pg_catalog.array_position(claim_ids, NULL) IS NULL),
     CHECK (decisions <@ ARRAY['approved', 'rejected', 'failed', 'reverted'])
 );
 ALTER TABLE approvals.batch_item_results ALTER COLUMN claim_ids SET STORAGE EXTERNAL;

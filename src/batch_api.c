@@ -425,9 +425,15 @@ EmitItemRows(const ApStmt *stmt, Datum batch_id, bool results, ReturnSetInfo *rs
 
 			MemoryContextSwitchTo(row_cxt);
 			for (int a = 0; a < (results ? 3 : 1); a++)
-				deconstruct_array(DatumGetArrayTypeP(ApGetDatum((int) r, a + 1, &isnull)),
-								  TEXTOID, -1, false, TYPALIGN_INT,
+			{
+				Datum		d = ApGetDatum((int) r, a + 1, &isnull);
+
+				if (isnull)
+					elog(ERROR, "an item row of batch \"%s\" has a NULL array",
+						 TextDatumGetCString(batch_id));
+				deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
 								  &arrays[a], &array_nulls[a], &counts[a]);
+			}
 			if (results)
 			{
 				if (counts[1] != counts[0] || counts[2] != counts[0])
