@@ -220,6 +220,11 @@ INSERT INTO approvals.batch_item_lists (batch_id, first_position, last_position,
                  position - pg_catalog.row_number() OVER (PARTITION BY batch_id ORDER BY position) AS run
           FROM approvals.batch_items WHERE decision IS NULL) i
     GROUP BY batch_id, run, (position - 1) / 1000;
+-- A batch resumes at next_position, before which a list holds no item.
+UPDATE approvals.batches b SET next_position = l.first_position
+    FROM (SELECT batch_id, min(first_position) AS first_position
+          FROM approvals.batch_item_lists GROUP BY batch_id) l
+    WHERE l.batch_id = b.id AND b.next_position > l.first_position;
 ALTER EXTENSION approvals DROP TABLE approvals.batch_items;  -- also leaves pg_extension_config_dump
 DROP TABLE approvals.batch_items;
 

@@ -38,6 +38,8 @@
 #define ERR_REQUESTER		"Requester cannot decide own claim"
 #define ERR_EXPIRED			"Claim expired"
 #define ERR_LOCKED			"Claim is locked by another transaction"
+/* not in API.md: an item the chunk could not classify (a defect, never expected) */
+#define ERR_UNDECIDED		"Claim was not decided"
 
 /*
  * Each item of a batch is written once.  Until it is processed it is in a

@@ -391,19 +391,35 @@ approvals_start_batch(PG_FUNCTION_ARGS)
  * ------------------------------------------------------------------------ */
 
 /*
- * Emit one (claim_id, decision, error, processed_at) row per item of the rows
- * stmt returns in position order: claim_ids, and with results also
- * decisions, errors and processed_at.  The rows come a few at a time through a
- * cursor and their arrays are expanded here, in order (no sort), each row's in
- * a context reset after it: flat memory for any batch.
+ * Emit (claim_id, decision, error, processed_at) for every item of a batch,
+ * in position order: its result rows and claim lists, read in one statement
+ * (one snapshot: an item a chunk moves from a list to a result row meanwhile
+ * is seen once) a few rows at a time through a cursor, their arrays expanded
+ * here in order (no sort), each row's in a context reset after it: flat
+ * memory for any batch.  A row without decisions is a claim list.
  */
 static void
-EmitItemRows(const ApStmt *stmt, Datum batch_id, bool results, ReturnSetInfo *rsinfo)
+EmitResults(FunctionCallInfo fcinfo, const char *batch_id)
 {
+	static const ApStmt sql = {
+		"SELECT first_position, claim_ids, decisions, errors, processed_at "
+		"FROM approvals.batch_item_results WHERE batch_id = $1 "
+		"UNION ALL "
+		"SELECT first_position, claim_ids, NULL, NULL, NULL "
+		"FROM approvals.batch_item_lists WHERE batch_id = $1 "
+		"ORDER BY 1",
+		1, {TEXTOID}
+	};
+	enum
+	{
+		ROW_CLAIM_IDS = 2, ROW_DECISIONS, ROW_ERRORS, ROW_PROCESSED_AT
+	};
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		id = CStringGetTextDatum(batch_id);
 	MemoryContext caller_cxt = CurrentMemoryContext;
 	MemoryContext row_cxt = AllocSetContextCreate(caller_cxt, "approvals batch item rows",
 												  ALLOCSET_DEFAULT_SIZES);
-	Portal		portal = ApCursorOpen(stmt, &batch_id, NULL);
+	Portal		portal = ApCursorOpen(&sql, &id, NULL);
 
 	if (rsinfo->setDesc->natts != 4)
 		elog(ERROR, "batch results have %d columns, expected 4", rsinfo->setDesc->natts);
@@ -421,16 +437,18 @@ EmitItemRows(const ApStmt *stmt, Datum batch_id, bool results, ReturnSetInfo *rs
 			int			counts[3] = {0, 0, 0};
 			Datum		cols[4] = {0, 0, 0, 0};
 			bool		colnulls[4] = {false, true, true, true};
+			bool		results;
 			bool		isnull;
 
 			MemoryContextSwitchTo(row_cxt);
+			(void) ApGetDatum((int) r, ROW_DECISIONS, &isnull);
+			results = !isnull;
 			for (int a = 0; a < (results ? 3 : 1); a++)
 			{
-				Datum		d = ApGetDatum((int) r, a + 1, &isnull);
+				Datum		d = ApGetDatum((int) r, ROW_CLAIM_IDS + a, &isnull);
 
 				if (isnull)
-					elog(ERROR, "an item row of batch \"%s\" has a NULL array",
-						 TextDatumGetCString(batch_id));
+					elog(ERROR, "an item row of batch \"%s\" has a NULL array", batch_id);
 				deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
 								  &arrays[a], &array_nulls[a], &counts[a]);
 			}
@@ -438,8 +456,8 @@ EmitItemRows(const ApStmt *stmt, Datum batch_id, bool results, ReturnSetInfo *rs
 			{
 				if (counts[1] != counts[0] || counts[2] != counts[0])
 					elog(ERROR, "a result row of batch \"%s\" has arrays of different lengths",
-						 TextDatumGetCString(batch_id));
-				cols[3] = ApGetDatum((int) r, 4, &colnulls[3]);
+						 batch_id);
+				cols[3] = ApGetDatum((int) r, ROW_PROCESSED_AT, &colnulls[3]);
 			}
 			for (int k = 0; k < counts[0]; k++)
 			{
@@ -462,32 +480,6 @@ EmitItemRows(const ApStmt *stmt, Datum batch_id, bool results, ReturnSetInfo *rs
 	SPI_freetuptable(SPI_tuptable);
 	SPI_cursor_close(portal);
 	MemoryContextDelete(row_cxt);
-}
-
-/*
- * Emit (claim_id, decision, error, processed_at) for every item, in order:
- * the processed items from the result rows, then those not processed yet from
- * the claim lists (a batch is processed in position order, so every one of
- * them comes after every processed one).
- */
-static void
-EmitResults(FunctionCallInfo fcinfo, const char *batch_id)
-{
-	static const ApStmt results_sql = {
-		"SELECT claim_ids, decisions, errors, processed_at FROM approvals.batch_item_results "
-		"WHERE batch_id = $1 ORDER BY first_position",
-		1, {TEXTOID}
-	};
-	static const ApStmt unprocessed_sql = {
-		"SELECT claim_ids FROM approvals.batch_item_lists "
-		"WHERE batch_id = $1 ORDER BY first_position",
-		1, {TEXTOID}
-	};
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Datum		id = CStringGetTextDatum(batch_id);
-
-	EmitItemRows(&results_sql, id, true, rsinfo);
-	EmitItemRows(&unprocessed_sql, id, false, rsinfo);
 }
 
 /* approvals.process_batch(batch_id): the whole batch, in the caller's transaction. */

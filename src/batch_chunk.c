@@ -664,6 +664,10 @@ ChunkInner(const char *batch_id, int chunk_size)
 		for (int k = 0; k < cs.n_apply; k++)
 			if (cs.decision[cs.apply_item[k]] == NULL)
 				cs.decision[cs.apply_item[k]] = bi.decision;
+		/* every item gets a result (none can be left without one through the API) */
+		for (int i = 0; i < cs.n; i++)
+			if (cs.decision[i] == NULL)
+				ItemFail(&cs, i, ERR_UNDECIDED);
 		ChunkStoreItems(&cs, first, width);
 	}
 	hash_destroy(cs.index);

@@ -1,8 +1,8 @@
 /*
  * batch_revert.c
  *		Revert what a batch decided (cancel_batch of a processing batch, and the
- *		rollback of a batch over its failure threshold): the decided items a
- *		chunk at a time, each chunk in its own SPI connection so memory stays
+ *		rollback of a batch over its failure threshold): the decided items one
+ *		result row (the items one chunk processed) at a time, each chunk in its own SPI connection so memory stays
  *		flat; claims go back to pending (or are cancelled when a newer claim of
  *		their resource is pending), items become reverted, counters are fixed.
  */
@@ -108,9 +108,9 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 		"FROM approvals.batch_item_results r, "
 		"ROWS FROM (pg_catalog.unnest(r.claim_ids), pg_catalog.unnest(r.decisions)) "
 		"  WITH ORDINALITY AS x(claim_id, decision, o) "
-		"WHERE r.batch_id = $1 AND r.first_position = $4 AND x.decision = $2 "
+		"WHERE r.batch_id = $1 AND r.first_position = $3 AND x.decision = $2 "
 		"ORDER BY x.o",
-		4, {TEXTOID, TEXTOID, TEXTARRAYOID, INT4OID}
+		3, {TEXTOID, TEXTOID, INT4OID}
 	};
 	enum
 	{
@@ -157,8 +157,7 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 		"updated_at = now() WHERE id = $1",
 		3, {TEXTOID, INT4OID, TEXTARRAYOID}
 	};
-	Datum		values[4];
-	bool		nulls[4] = {false, false, true, false};
+	Datum		values[3];
 	RevertState rs;
 	int			n;
 	int			n_items;
@@ -178,8 +177,8 @@ RevertChunk(const BatchInfo *bi, const char *actor, const char *comment,
 	 */
 	values[0] = CStringGetTextDatum(bi->id);
 	values[1] = CStringGetTextDatum(bi->decision);
-	values[3] = Int32GetDatum(first);
-	n_items = ApExec(&items_select_sql, values, nulls, 0);
+	values[2] = Int32GetDatum(first);
+	n_items = ApExec(&items_select_sql, values, NULL, 0);
 	if (n_items == 0)
 		return 0;
 	index = ApStringHashCreate("approvals revert ids", n_items, sizeof(IdIndexEntry),

@@ -226,20 +226,29 @@ ApBatchInsertItems(const char *batch_id, char **ids, int n, int offset)
 		"VALUES ($1, $2, $3, $4)",
 		4, {TEXTOID, INT4OID, INT4OID, TEXTARRAYOID}
 	};
+	/* a chunk that ends inside a list cuts it: lists no longer than a chunk */
+	int			size = Max(1, Min(AP_ITEM_LIST_SIZE, ap_chunk_size));
+	MemoryContext list_cxt = AllocSetContextCreate(CurrentMemoryContext,
+												   "approvals claim list",
+												   ALLOCSET_DEFAULT_SIZES);
 	Datum		values[4];
 
 	values[0] = CStringGetTextDatum(batch_id);
-	for (int k = 0; k < n; k += AP_ITEM_LIST_SIZE)
+	for (int k = 0; k < n; k += size)
 	{
-		int			m = Min(AP_ITEM_LIST_SIZE, n - k);
+		int			m = Min(size, n - k);
+		MemoryContext old;
 
 		CHECK_FOR_INTERRUPTS();
+		old = MemoryContextSwitchTo(list_cxt);
 		values[1] = Int32GetDatum(offset + k + 1);
 		values[2] = Int32GetDatum(offset + k + m);
 		values[3] = ApCStringArrayDatum(ids + k, m);
+		MemoryContextSwitchTo(old);
 		ApExec(&sql, values, NULL, 0);
-		pfree(DatumGetPointer(values[3]));
+		MemoryContextReset(list_cxt);
 	}
+	MemoryContextDelete(list_cxt);
 }
 
 /*
@@ -272,14 +281,13 @@ ApBatchItemSpan(const char *batch_id, int from, int *first, int *last)
 	return !first_null && !last_null;
 }
 
-/* The claim ids of a pending batch's items, in position order (a text[]). */
+/* The claim ids of a pending batch's items, in no particular order (a text[]). */
 Datum
 ApBatchClaimIds(const char *batch_id)
 {
 	static const ApStmt sql = {
-		"SELECT coalesce(pg_catalog.array_agg(u.id ORDER BY l.first_position, u.o), '{}') "
-		"FROM approvals.batch_item_lists l, "
-		"     pg_catalog.unnest(l.claim_ids) WITH ORDINALITY AS u(id, o) "
+		"SELECT coalesce(pg_catalog.array_agg(u.id), '{}') "
+		"FROM approvals.batch_item_lists l, pg_catalog.unnest(l.claim_ids) AS u(id) "
 		"WHERE l.batch_id = $1",
 		1, {TEXTOID}
 	};

@@ -7,7 +7,7 @@
 -- stops after its second chunk (failure threshold, rollback, which rewrites the result rows):
 -- the view, batch_results and the counters agree on every item.
 BEGIN;
-SELECT plan(12);
+SELECT plan(13);
 
 -- 2503 claims t25_00001 .. t25_02503, requested by usr_req25 except 701 .. 710 (requested by
 -- the coordinator: those items fail, "Requester cannot decide own claim").
@@ -63,6 +63,14 @@ SELECT is((SELECT count(*)::int FROM approvals.batch_results(:'b') WITH ORDINALI
           0, 'batch_results: the processed items, then the others, in batch order');
 SELECT is((SELECT count(*)::int FROM approvals.claims WHERE id LIKE 't25\_%' AND status = 'pending'), 2503,
           'every claim is pending again (reverted or never decided)');
+
+-- Lists are no longer than a chunk (a chunk that ends inside a list rewrites its rest).
+SET LOCAL approvals.chunk_size = 300;
+SELECT (approvals.create_batch(ARRAY(SELECT 't25_' || lpad(g::text, 5, '0') FROM generate_series(1, 700) g),
+                               coordinator => 'usr_coord25', start => false)).id AS b300 \gset
+SELECT is((SELECT string_agg(first_position || '-' || last_position, ' ' ORDER BY first_position)
+             FROM approvals.batch_item_lists WHERE batch_id = :'b300'),
+          '1-300 301-600 601-700', 'with approvals.chunk_size 300, create_batch writes lists of 300 ids');
 
 SELECT * FROM finish();
 ROLLBACK;
