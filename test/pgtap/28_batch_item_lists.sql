@@ -1,4 +1,4 @@
--- 25_batch_item_lists: a batch's items are written once. create_batch and update_batch keep
+-- 28_batch_item_lists: a batch's items are written once. create_batch and update_batch keep
 -- the claim list as lists of at most 1000 ids (approvals.batch_item_lists); the chunk that
 -- processes items writes their results as one row (approvals.batch_item_results, arrays) and
 -- takes them out of the lists (deletes the lists it finished, cuts the head off the one it
