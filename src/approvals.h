@@ -184,8 +184,9 @@ typedef struct ApStmt
 } ApStmt;
 
 /*
- * Starts a statement that takes an array only to filter the rows its key
- * lookups find: it keeps one generic plan (see ApPlan in spi.c).
+ * Starts a statement with an array whose generic plan cannot go wrong: the
+ * array only filters the rows its key lookups find, or no index but the
+ * primary key can take it.  It keeps one generic plan (see ApPlan in spi.c).
  */
 #define AP_GENERIC_PLAN		"/* generic plan */ "
 

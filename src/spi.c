@@ -66,8 +66,9 @@ ApPlan(const ApStmt *stmt)
 		 * of a whole partial index filtered by the array wins: left to
 		 * itself, the plan cache switches to that plan after five calls (a
 		 * chunk of a million-claim batch once took 10 s instead of 20 ms).
-		 * A statement whose array only filters rows found by key says so
-		 * (AP_GENERIC_PLAN).
+		 * A statement whose array only filters rows found by key, or can
+		 * only be looked up in the primary key, says so (AP_GENERIC_PLAN):
+		 * a custom plan of a million keys estimates each one.
 		 */
 		bool		set_based = strncmp(sql, AP_GENERIC_PLAN, strlen(AP_GENERIC_PLAN)) != 0 &&
 			(strstr(sql, "ANY (") != NULL || strstr(sql, "unnest(") != NULL);

@@ -34,9 +34,16 @@ echo "machine: $(bench_machine)"
 echo "submitting $N claims ..."
 bq -c "SELECT count(*) FROM generate_series(1, $N) g,
        LATERAL approvals.submit('bench', 'R-' || g, md5(g::text), actor => 'req', amount => g % 100)" >/dev/null
-bq -c "DROP TABLE IF EXISTS ids, floor_items, g_items" \
-   -c "CREATE TABLE ids AS SELECT array_agg(id ORDER BY id) AS ids FROM approvals.claims WHERE resource_type = 'bench';
-       CREATE UNLOGGED TABLE floor_items (batch_id text, position int, claim_id text, decision text,
+# save_claim_list TABLE TYPE: the client's claim list of resource type TYPE, one row of table
+# TABLE (column ids), built before any clock starts
+save_claim_list() {
+    bq -c "DROP TABLE IF EXISTS $1" \
+       -c "CREATE TABLE $1 AS SELECT array_agg(id ORDER BY id) AS ids FROM approvals.claims
+           WHERE resource_type = '$2'"
+}
+save_claim_list ids bench
+bq -c "DROP TABLE IF EXISTS floor_items, g_items" \
+   -c "CREATE UNLOGGED TABLE floor_items (batch_id text, position int, claim_id text, decision text,
                                           error text, processed_at timestamptz);"
 # statistics taken now say the item tables hold one batch of 10 items (as after purge_batches
 # and a vacuum): every batch below runs on them unless said
@@ -147,11 +154,8 @@ SQL
 )
 bq -c "SELECT count(*) FROM generate_series(1, $N) g,
        LATERAL approvals.submit('bench2', 'R-' || g, md5(g::text), actor => 'req')" >/dev/null
-# the client's claim list, built before the clock starts (as for every variant above: the
-# worker's time is create_batch to completed, not a scan of the claims table for the ids)
-bq -c "DROP TABLE IF EXISTS ids2" \
-   -c "CREATE TABLE ids2 AS SELECT array_agg(id ORDER BY id) AS ids FROM approvals.claims
-       WHERE resource_type = 'bench2'"
+# (the worker's time is create_batch to completed, not a scan of the claims table for the ids)
+save_claim_list ids2 bench2
 settle
 # A running worker seals the audit log every naptime. The events committed above while it was
 # off (2N submitted, N approved) are sealed now, as it would have done meanwhile, so that its
