@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # shellcheck disable=SC2119  # ap_start/ap_stop take optional arguments
 # Bulk-approval benchmark: ratios against baselines measured in the same run, never absolute
-# goals. Submits N claims on the private bench cluster (port 54331) and times, over the same
-# N pending claims:
+# goals. Submits 2 x N claims on the private bench cluster (port 54331) and times, over the same
+# N pending claims (the worker over the other N):
 #   floor       one set-based statement: update N claims + insert N audit events + N results
 #   guaranteed  the floor plus, in plain SQL, what a batch guarantees on top: the claim list
 #               stored first, a lock pass (FOR UPDATE SKIP LOCKED), results written per item
-#   batch       create_batch + approvals.process_batch in one transaction
+#   batch       create_batch + approvals.process_batch in one transaction (each also timed alone)
 #   run_queued  create_batch, then CALL approvals.run_queued() (a commit per chunk)
-#   worker      the background worker, create_batch to completed (fresh claims)
+#   worker      the background worker, create_batch to completed (the other N claims)
 #   loop        approvals.decide() called once per claim from PL/pgSQL (N/10 claims, scaled)
 # with the WAL each wrote per claim, and the plan-stability case:
 #   stale       process_batch of a committed batch while the statistics of the item tables
@@ -31,9 +31,14 @@ ROUNDS=${2:-3}
 bench_setup
 
 echo "machine: $(bench_machine)"
-echo "submitting $N claims ..."
-bq -c "SELECT count(*) FROM generate_series(1, $N) g,
-       LATERAL approvals.submit('bench', 'R-' || g, md5(g::text), actor => 'req', amount => g % 100)" >/dev/null
+# N claims for every variant but the worker (rolled back, or run_queued), N more for the worker:
+# both are submitted first, so that every variant works on the same tables (per claim, work on
+# a table of 2N claims costs more than on one of N)
+echo "submitting 2 x $N claims ..."
+for t in bench bench2; do
+    bq -c "SELECT count(*) FROM generate_series(1, $N) g,
+           LATERAL approvals.submit('$t', 'R-' || g, md5(g::text), actor => 'req', amount => g % 100)" >/dev/null
+done
 # save_claim_list TABLE TYPE: the client's claim list of resource type TYPE, one row of table
 # TABLE (column ids), built before any clock starts
 save_claim_list() {
@@ -42,6 +47,7 @@ save_claim_list() {
            WHERE resource_type = '$2'"
 }
 save_claim_list ids bench
+save_claim_list ids2 bench2
 bq -c "DROP TABLE IF EXISTS floor_items, g_items" \
    -c "CREATE UNLOGGED TABLE floor_items (batch_id text, position int, claim_id text, decision text,
                                           error text, processed_at timestamptz);"
@@ -52,6 +58,9 @@ bq -c "SELECT count(*) FROM generate_series(1, 10) g,
    -c "SELECT count(*) FROM approvals.process_batch((SELECT id FROM approvals.create_batch(
        ARRAY(SELECT id FROM approvals.claims WHERE resource_type = 'warm'), coordinator => 'coord',
        start => false)))" >/dev/null
+# the events of the submissions are sealed now, as the running worker would have sealed them
+# meanwhile: it does not seal 2N events during the first round
+bq -c "SELECT approvals.seal_audit()" >/dev/null
 bq -c "VACUUM ANALYZE" -c "CHECKPOINT"
 
 # The rolled-back variants leave dead claim versions, events and index entries behind. Each
@@ -60,18 +69,19 @@ bq -c "VACUUM ANALYZE" -c "CHECKPOINT"
 # the item tables stay stale).
 vacuum_dead() { bq -c "VACUUM approvals.claims" -c "VACUUM approvals.events"; }
 
-# "seconds wal_bytes" of a SQL snippet run in one transaction that is rolled back, each right
-# after that vacuum and a checkpoint (so that every variant pays the same full-page images in
-# its WAL).
+# "seconds wal_bytes split" of a SQL snippet run in one transaction that is rolled back, each
+# right after that vacuum and a checkpoint (so that every variant pays the same full-page images
+# in its WAL). split is the seconds until the snippet set psql's t1 (0 when it does not).
 timed() {
     vacuum_dead
     bq -c "CHECKPOINT"
     bq <<SQL | tail -n 1
 BEGIN;
 SELECT extract(epoch FROM clock_timestamp()) AS t0, pg_current_wal_insert_lsn() AS w0 \gset
+\set t1 :t0
 $1;
 SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3) || ' ' ||
-       pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'w0');
+       pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'w0') || ' ' || round((:t1 - :t0)::numeric, 3);
 ROLLBACK;
 SQL
 }
@@ -107,19 +117,26 @@ GUARD_SQL="INSERT INTO g_items (batch_id, position, claim_id)
                   SELECT id, 'bat_floor', tenant, 'coord', 'approved', 'pending', 'approved',
                   snapshot_hash FROM u;
              UPDATE g_items SET decision = 'approved', processed_at = now()"
-BATCH_SQL="SELECT count(*) FROM approvals.process_batch((SELECT id FROM approvals.create_batch(
-                  (SELECT ids FROM ids), coordinator => 'coord', start => false)))"
+# create_batch, then process_batch, in one transaction; t1 marks where create_batch returned
+BATCH_SQL="SELECT id AS bid FROM approvals.create_batch((SELECT ids FROM ids), coordinator => 'coord',
+                  start => false) \\gset
+             SELECT extract(epoch FROM clock_timestamp()) AS t1 \\gset
+             SELECT count(*) FROM approvals.process_batch(:'bid')"
 # ROUNDS alternating rounds of the three (all rolled back); the medians are reported
-declare -a t_floor=() w_floor=() t_guard=() w_guard=() t_batch=() w_batch=()
+declare -a t_floor=() w_floor=() t_guard=() w_guard=() t_batch=() w_batch=() t_create=()
 for ((r = 1; r <= ROUNDS; r++)); do
-    read -r t w < <(timed "$FLOOR_SQL"); t_floor+=("$t"); w_floor+=("$w")
-    read -r t w < <(timed "$GUARD_SQL"); t_guard+=("$t"); w_guard+=("$w")
-    read -r t w < <(timed "$BATCH_SQL"); t_batch+=("$t"); w_batch+=("$w")
+    read -r t w _ < <(timed "$FLOOR_SQL"); t_floor+=("$t"); w_floor+=("$w")
+    read -r t w _ < <(timed "$GUARD_SQL"); t_guard+=("$t"); w_guard+=("$w")
+    read -r t w c < <(timed "$BATCH_SQL"); t_batch+=("$t"); w_batch+=("$w"); t_create+=("$c")
     echo "round $r: floor ${t_floor[-1]} s, guaranteed ${t_guard[-1]} s, batch ${t_batch[-1]} s"
 done
 floor=$(median "${t_floor[@]}"); floor_wal=$(median "${w_floor[@]}")
 guard=$(median "${t_guard[@]}"); guard_wal=$(median "${w_guard[@]}")
 batch=$(median "${t_batch[@]}"); batch_wal=$(median "${w_batch[@]}")
+create=$(median "${t_create[@]}")
+declare -a t_process=()
+for ((r = 0; r < ROUNDS; r++)); do t_process+=("$(awk -v t="${t_batch[r]}" -v c="${t_create[r]}" 'BEGIN { print t - c }')"); done
+process=$(median "${t_process[@]}")
 loop_n=$((N / 10))
 read -r loop _ < <(timed "DO \$\$ DECLARE i text; BEGIN
                 FOREACH i IN ARRAY (SELECT ids[1:$loop_n] FROM ids) LOOP
@@ -152,13 +169,9 @@ SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3) || ' ' |
        pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'w0');
 SQL
 )
-bq -c "SELECT count(*) FROM generate_series(1, $N) g,
-       LATERAL approvals.submit('bench2', 'R-' || g, md5(g::text), actor => 'req')" >/dev/null
-# (the worker's time is create_batch to completed, not a scan of the claims table for the ids)
-save_claim_list ids2 bench2
 settle
-# A running worker seals the audit log every naptime. The events committed above while it was
-# off (2N submitted, N approved) are sealed now, as it would have done meanwhile, so that its
+# A running worker seals the audit log every naptime. The events run_queued committed while it
+# was off (N approved) are sealed now, as it would have done meanwhile, so that its
 # batch does not share the 2 cores with a sealing backlog that only this benchmark builds.
 bq -c "SELECT approvals.seal_audit()" >/dev/null
 bq -c "ALTER SYSTEM RESET approvals.worker_enabled" -c "SELECT pg_reload_conf()" >/dev/null
@@ -186,6 +199,7 @@ bad=$(bq -c "SELECT count(*) FROM (SELECT claim_id FROM approvals.events WHERE a
 [[ $bad == 0 ]] || ap_die "$bad claims decided more than once"
 
 awk -v n="$N" -v rounds="$ROUNDS" -v f="$floor" -v fw="$floor_wal" -v g="$guard" -v gw="$guard_wal" -v b="$batch" -v bw="$batch_wal" \
+    -v cr="$create" -v pr="$process" \
     -v r="$run_queued" -v rw="$run_queued_wal" -v w="$worker" -v ww="$worker_wal" \
     -v l="$loop" -v ln="$loop_n" -v st="$stale" -v fr="$fresh" 'BEGIN {
     ls = l * n / ln
@@ -193,6 +207,8 @@ awk -v n="$N" -v rounds="$ROUNDS" -v f="$floor" -v fw="$floor_wal" -v g="$guard"
     printf "%-11s %10.3f %12.0f %10.2f %12.0f %8.2f\n", "floor", f, n / f, 1, fw / n, 1
     printf "%-11s %10.3f %12.0f %10.2f %12.0f %8.2f   (the floor + item rows + a lock pass, plain SQL)\n", "guaranteed", g, n / g, g / f, gw / n, gw / fw
     printf "%-11s %10.3f %12.0f %10.2f %12.0f %8.2f   (%.2f x guaranteed)\n", "batch", b, n / b, b / f, bw / n, bw / fw, b / g
+    printf "%-11s %10.3f %12.0f %10.2f %12s %8s   (of batch: totals the amounts, stores the claim lists)\n", "  create", cr, n / cr, cr / f, "", ""
+    printf "%-11s %10.3f %12.0f %10.2f %12s %8s   (of batch: process_batch alone)\n", "  process", pr, n / pr, pr / f, "", ""
     printf "%-11s %10.3f %12.0f %10.2f %12.0f %8.2f   (create_batch not included)\n", "run_queued", r, n / r, r / f, rw / n, rw / fw
     printf "%-11s %10.3f %12.0f %10.2f %12.0f %8.2f   (create_batch to completed)\n", "worker", w, n / w, w / f, ww / n, ww / fw
     printf "%-11s %10.3f %12.0f %10.2f %12s %8s   (decide() per claim, %d claims, scaled)\n", "loop", ls, n / ls, ls / f, "", "", ln

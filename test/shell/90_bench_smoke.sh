@@ -17,7 +17,8 @@ source "$AP_ROOT/test/tap.bash"
 ap_wait_ready 60 || { not_ok "server accepts connections"; exit 1; }
 export BENCH_SMOKE=1
 if out=$(timeout 600 bash "$AP_ROOT/test/bench/bench.sh" 2000 1 2>&1) \
-    && grep -q '^plan stability: ' <<<"$out" && grep -q '^worker ' <<<"$out"; then
+    && grep -q '^plan stability: ' <<<"$out" && grep -q '^worker ' <<<"$out" \
+    && grep -Eq '^  create +[0-9]' <<<"$out" && grep -Eq '^  process +[0-9]' <<<"$out"; then
     ok "bench.sh 2000 (1 round): every variant ran and checked its work"
 else
     not_ok "bench.sh 2000"; sed 's/^/#   /' <<<"$out" | tail -n 20
@@ -41,6 +42,6 @@ else
     not_ok "router.sh"; sed 's/^/#   /' <<<"$out" | tail -n 20
 fi
 PGOPTIONS='-c client_min_messages=warning' sql -c "DROP SCHEMA IF EXISTS plain CASCADE" \
-    -c "DROP TABLE IF EXISTS ids, floor_items, g_items" >/dev/null
+    -c "DROP TABLE IF EXISTS ids, ids2, floor_items, g_items" >/dev/null
 echo "1..$N"
 exit $((FAILS > 0))
