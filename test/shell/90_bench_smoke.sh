@@ -4,8 +4,9 @@
 # is wrong: bench.sh that every batch completed and every claim was decided exactly once by
 # run_queued and by the worker; single.sh that pgbench had no failed transaction and that every
 # approved claim has its audit event; inbox.sh that its pages equal plain SQL's and continue
-# one another; router.sh that its calls through approvals_router were decided on the node. Runs last: the benchmarks recreate the extension in
-# database postgres.
+# one another; router.sh that its calls through approvals_router were decided on the node;
+# audit.sh that every seal verifies and covers each event once. Runs last: the benchmarks
+# recreate the extension in database postgres.
 #
 # Run by test/run.sh against its scratch cluster. Prints "ok N - ..." / "not ok N - ...".
 set -uo pipefail
@@ -40,6 +41,12 @@ if out=$(timeout 600 bash "$AP_ROOT/test/bench/router.sh" 2 1 2 2>&1) \
     ok "router.sh (2 s, 1 round, 2 clients): calls through the router reached the node, none failed"
 else
     not_ok "router.sh"; sed 's/^/#   /' <<<"$out" | tail -n 20
+fi
+if out=$(timeout 600 bash "$AP_ROOT/test/bench/audit.sh" 2000 2>&1) \
+    && grep -Eq '^approver_stats \(30 days\) +[0-9]' <<<"$out"; then
+    ok "audit.sh 2000: every seal verifies, every event is in exactly one seal"
+else
+    not_ok "audit.sh"; sed 's/^/#   /' <<<"$out" | tail -n 20
 fi
 PGOPTIONS='-c client_min_messages=warning' sql -c "DROP SCHEMA IF EXISTS plain CASCADE" \
     -c "DROP TABLE IF EXISTS ids, ids2, floor_items, g_items" >/dev/null
