@@ -53,28 +53,49 @@ CompareCStrings(const void *a, const void *b)
 	return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-/*
- * Validate a list of claim ids: no NULLs, no empty ids, no duplicates, and
- * (with the ids already in the batch) at most approvals.max_batch_claims.
- * Returns the ids sorted (a copy).
- */
-static char **
-CheckClaimIds(const char *argname, char **ids, int n, int already, bool allow_empty)
+/* The number of elements of an array argument, read from its header alone. */
+static int64
+ArrayArgCount(Datum arr)
 {
-	char	  **sorted;
+	ArrayType  *a = DatumGetArrayTypeP(arr);
 
-	if (n == 0 && !allow_empty)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must not be empty", argname)));
-	if ((int64) n + already > ap_max_batch_claims)
+	return ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
+}
+
+/* A batch may hold at most approvals.max_batch_claims claims. */
+static void
+CheckBatchLimit(int64 total)
+{
+	if (total > ap_max_batch_claims)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a batch of %lld claims is over the limit of %d",
-						(long long) n + already, ap_max_batch_claims),
+						(long long) total, ap_max_batch_claims),
 				 errhint("The limit is the setting approvals.max_batch_claims.")));
-	for (int i = 0; i < n; i++)
+}
+
+/*
+ * A list of claim ids given as argument argname: no NULLs, no empty ids, no
+ * duplicates, and (with the ids already in the batch) at most
+ * approvals.max_batch_claims, counted before any element is read, so that an
+ * oversized array costs no memory.  Returns the ids in the given order.
+ */
+static char **
+ClaimIdsArg(Datum arr, const char *argname, int already, int *n)
+{
+	int64		count = ArrayArgCount(arr);
+	char	  **ids;
+	char	  **sorted;
+
+	if (count == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", argname)));
+	CheckBatchLimit(count + already);
+	ids = ApTextArrayToCStrings(arr, n);
+	for (int i = 0; i < *n; i++)
 	{
+		CHECK_FOR_INTERRUPTS();
 		if (ids[i] == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -84,15 +105,39 @@ CheckClaimIds(const char *argname, char **ids, int n, int already, bool allow_em
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s must not contain an empty id (element %d)", argname, i + 1)));
 	}
-	sorted = palloc(sizeof(char *) * Max(n, 1));
-	memcpy(sorted, ids, sizeof(char *) * n);
-	qsort(sorted, n, sizeof(char *), CompareCStrings);
-	for (int i = 1; i < n; i++)
+	sorted = palloc(sizeof(char *) * *n);
+	memcpy(sorted, ids, sizeof(char *) * *n);
+	qsort(sorted, *n, sizeof(char *), CompareCStrings);
+	for (int i = 1; i < *n; i++)
 		if (strcmp(sorted[i - 1], sorted[i]) == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("%s lists claim \"%s\" more than once", argname, sorted[i])));
-	return sorted;
+	pfree(sorted);
+	return ids;
+}
+
+/*
+ * start_batch's confirmation list is not the batch's claims: name the first
+ * claim it misses and the first it lists in excess, when known.
+ */
+static void ReportConfirmMismatch(const char *batch_id, int n_items, int64 n_confirm,
+								  const char *missing, const char *unexpected) pg_attribute_noreturn();
+
+static void
+ReportConfirmMismatch(const char *batch_id, int n_items, int64 n_confirm,
+					  const char *missing, const char *unexpected)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_APPROVALS_CONFIRMATION),
+			 errmsg("confirmation does not match batch \"%s\"", batch_id),
+			 errdetail("The batch has %d claims, the confirmation lists %lld%s%s%s%s%s%s.",
+					   n_items, (long long) n_confirm,
+					   missing ? "; not confirmed: \"" : "", missing ? missing : "",
+					   missing ? "\"" : "",
+					   unexpected ? "; not in the batch: \"" : "",
+					   unexpected ? unexpected : "", unexpected ? "\"" : ""),
+			 errhint("List every claim id of the batch exactly once; the batch stays pending.")));
 }
 
 /* ------------------------------------------------------------------------
@@ -151,8 +196,7 @@ approvals_create_batch(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("max_failure_ratio is %g; it must be between 0 and 1",
 						(double) PG_GETARG_FLOAT4(7))));
-	ids = ApTextArrayToCStrings(PG_GETARG_DATUM(0), &n);
-	(void) CheckClaimIds("claim_ids", ids, n, 0, false);
+	ids = ClaimIdsArg(PG_GETARG_DATUM(0), "claim_ids", 0, &n);
 
 	ApBegin(&call);
 	ApRequireTenant(&call.caller, tenant, "create batches");
@@ -240,8 +284,10 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 	Datum		values[2];
 	char	   *batch_id;
 	char	   *comment = ApArgCString(fcinfo, 3);
-	char	  **ids;
-	int			n;
+	char	  **ids = NULL;
+	char	  **add_ids = NULL;
+	int			n = 0;
+	int			n_add = 0;
 	ApprovalsCall call;
 	BatchInfo	bi;
 	Datum		result;
@@ -252,15 +298,9 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 	batch_id = ApRequiredCString(fcinfo, 0, "batch_id");
 	ApCheckLength("comment", comment, AP_MAX_COMMENT);
 	if (!PG_ARGISNULL(1))
-	{
-		ids = ApTextArrayToCStrings(PG_GETARG_DATUM(1), &n);
-		(void) CheckClaimIds("claim_ids", ids, n, 0, false);
-	}
+		ids = ClaimIdsArg(PG_GETARG_DATUM(1), "claim_ids", 0, &n);
 	if (!PG_ARGISNULL(2))
-	{
-		ids = ApTextArrayToCStrings(PG_GETARG_DATUM(2), &n);
-		(void) CheckClaimIds("add_claim_ids", ids, n, 0, false);
-	}
+		add_ids = ClaimIdsArg(PG_GETARG_DATUM(2), "add_claim_ids", 0, &n_add);
 
 	ApBatchOpen(&call, batch_id, true, &bi, "update batches", "update");
 	if (strcmp(bi.status, "pending") != 0)
@@ -270,7 +310,6 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(1))
 	{
 		ApExec(&delete_sql, values, NULL, 0);
-		ids = ApTextArrayToCStrings(PG_GETARG_DATUM(1), &n);
 		ApBatchInsertItems(batch_id, ids, n, 0);
 	}
 	if (!PG_ARGISNULL(2))
@@ -281,15 +320,14 @@ approvals_update_batch(PG_FUNCTION_ARGS)
 		ApExec(&max_sql, values, NULL, 1);
 		max_position = DatumGetInt32(ApGetDatum(0, MAX_POSITION, &isnull));
 		count = DatumGetInt32(ApGetDatum(0, MAX_COUNT, &isnull));
-		ids = ApTextArrayToCStrings(PG_GETARG_DATUM(2), &n);
-		(void) CheckClaimIds("add_claim_ids", ids, n, count, false);
+		CheckBatchLimit((int64) count + n_add);
 		values[1] = PG_GETARG_DATUM(2);
 		if (ApExec(&dup_sql, values, NULL, 1) == 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("claim \"%s\" is already in batch \"%s\"",
 							ApGetCString(0, 1), batch_id)));
-		ApBatchInsertItems(batch_id, ids, n, max_position);
+		ApBatchInsertItems(batch_id, add_ids, n_add, max_position);
 	}
 	if (comment)
 	{
@@ -332,13 +370,18 @@ approvals_start_batch(PG_FUNCTION_ARGS)
 	{
 		int			n_confirm;
 		int			n_items = 0;
-		char	  **confirm = ApTextArrayToCStrings(PG_GETARG_DATUM(1), &n_confirm);
+		char	  **confirm;
 		char	  **items = NULL;
 		int			i = 0,
 					j = 0;
 		char	   *missing = NULL;
 		char	   *unexpected = NULL;
 
+		/* a list longer than any batch can be is not read */
+		if (ArrayArgCount(PG_GETARG_DATUM(1)) > ap_max_batch_claims)
+			ReportConfirmMismatch(batch_id, bi.total_claims,
+								  ArrayArgCount(PG_GETARG_DATUM(1)), NULL, NULL);
+		confirm = ApTextArrayToCStrings(PG_GETARG_DATUM(1), &n_confirm);
 		items = ApTextArrayToCStrings(ApBatchClaimIds(batch_id), &n_items);
 		for (int k = 0; k < n_confirm; k++)
 			if (confirm[k] == NULL)
@@ -367,16 +410,7 @@ approvals_start_batch(PG_FUNCTION_ARGS)
 			}
 		}
 		if (missing || unexpected || n_items != n_confirm)
-			ereport(ERROR,
-					(errcode(ERRCODE_APPROVALS_CONFIRMATION),
-					 errmsg("confirmation does not match batch \"%s\"", batch_id),
-					 errdetail("The batch has %d claims, the confirmation lists %d%s%s%s%s%s%s.",
-							   n_items, n_confirm,
-							   missing ? "; not confirmed: \"" : "", missing ? missing : "",
-							   missing ? "\"" : "",
-							   unexpected ? "; not in the batch: \"" : "",
-							   unexpected ? unexpected : "", unexpected ? "\"" : ""),
-					 errhint("List every claim id of the batch exactly once; the batch stays pending.")));
+			ReportConfirmMismatch(batch_id, n_items, n_confirm, missing, unexpected);
 	}
 
 	ApExec(&queue_sql, values, NULL, 0);

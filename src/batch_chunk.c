@@ -646,10 +646,21 @@ ChunkInner(const char *batch_id, int chunk_size)
 								  CurrentMemoryContext);
 	for (int i = 0; i < cs.n; i++)
 	{
+		IdIndexEntry *entry;
+		bool		found;
+
 		cs.positions[i] = DatumGetInt32(ApGetDatum(i, ITEM_POSITION, &isnull));
 		cs.claim_ids[i] = ApGetCString(i, ITEM_CLAIM_ID);
-		((IdIndexEntry *) ApStringHashSearch(cs.index, cs.claim_ids[i], HASH_ENTER,
-											 NULL))->item = i;
+		entry = ApStringHashSearch(cs.index, cs.claim_ids[i], HASH_ENTER, &found);
+		/* the API never lists a claim twice; an edited claim list could */
+		if (found)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("batch \"%s\" lists claim \"%s\" at positions %d and %d",
+							batch_id, cs.claim_ids[i], cs.positions[entry->item],
+							cs.positions[i]),
+					 errhint("Its claim lists (approvals.batch_item_lists) were edited; cancel the batch.")));
+		entry->item = i;
 	}
 	SPI_freetuptable(SPI_tuptable);
 

@@ -115,16 +115,16 @@ AppendCopyText(StringInfo line, const char *value)
 	}
 }
 
-/* Row r of the last fetch as its canonical line (tab-separated, newline-terminated). */
+/* Row r of a fetched page as its canonical line (tab-separated, newline-terminated). */
 static void
-EventLine(StringInfo line, int r)
+EventLine(StringInfo line, SPITupleTable *page, uint64 r)
 {
 	resetStringInfo(line);
 	for (int c = 1; c <= EVENT_LINE_NCOLS; c++)
 	{
 		if (c > 1)
 			appendStringInfoChar(line, '\t');
-		AppendCopyText(line, SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, c));
+		AppendCopyText(line, SPI_getvalue(page->vals[r], page->tupdesc, c));
 	}
 	appendStringInfoChar(line, '\n');
 }
@@ -287,19 +287,27 @@ SealRange(int64 *seal_id, int64 *last_event, char *prev_hash, int64 upto, int64 
 	portal = ApCursorOpen(&range_sql, values, NULL);
 	for (;;)
 	{
+		/* the page is kept apart: writing a seal below replaces SPI_tuptable */
+		SPITupleTable *page;
+		uint64		nrows;
+
 		CHECK_FOR_INTERRUPTS();
 		SPI_cursor_fetch(portal, true, SEAL_FETCH);
 		MemoryContextSwitchTo(caller_cxt);
-		if (SPI_processed == 0)
+		page = SPI_tuptable;
+		nrows = SPI_processed;
+		if (nrows == 0)
+		{
+			SPI_freetuptable(page);
 			break;
-		for (uint64 r = 0; r < SPI_processed; r++)
+		}
+		for (uint64 r = 0; r < nrows; r++)
 		{
 			MemoryContext old = MemoryContextSwitchTo(fetch_cxt);
-			int64		id = pg_strtoint64(SPI_getvalue(SPI_tuptable->vals[r],
-														SPI_tuptable->tupdesc, 1));
+			int64		id = pg_strtoint64(SPI_getvalue(page->vals[r], page->tupdesc, 1));
 			uint8		entry[DIGEST_ENTRY];
 
-			EventLine(&line, r);
+			EventLine(&line, page, r);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(fetch_cxt);
 			Sha256Update(sb.ctx, line.data, line.len);
@@ -321,11 +329,10 @@ SealRange(int64 *seal_id, int64 *last_event, char *prev_hash, int64 upto, int64 
 				}
 			}
 		}
-		SPI_freetuptable(SPI_tuptable);
+		SPI_freetuptable(page);
 		if (*stopped)
 			break;
 	}
-	SPI_freetuptable(SPI_tuptable);
 	SPI_cursor_close(portal);
 	if (sb.count > 0 && !*stopped)
 	{
@@ -355,7 +362,7 @@ VxidsEnded(Datum list)
 		int			backend;
 		unsigned int lxid;
 
-		if (sscanf(items[i], "%d/%u", &backend, &lxid) != 2)
+		if (items[i] == NULL || sscanf(items[i], "%d/%u", &backend, &lxid) != 2)
 			continue;
 		vxid.backendId = backend;
 		vxid.localTransactionId = lxid;
@@ -551,16 +558,35 @@ typedef struct SealCheck
 	char	   *detail;
 } SealCheck;
 
-/* Note a problem (the first one found is the one reported). */
+/*
+ * Note a problem (the first one found is the one reported: only its detail is
+ * formatted, so a range with millions of bad events costs no memory).
+ */
 static void
-SealBad(SealCheck *sc, int64 event, bool has_event, char *detail)
+pg_attribute_printf(4, 5)
+SealBad(SealCheck *sc, int64 event, bool has_event, const char *fmt,...)
 {
+	StringInfoData detail;
+
 	if (!sc->ok)
 		return;
 	sc->ok = false;
 	sc->first_bad_null = !has_event;
 	sc->first_bad_event = event;
-	sc->detail = detail;
+	initStringInfo(&detail);
+	for (;;)
+	{
+		va_list		args;
+		int			needed;
+
+		va_start(args, fmt);
+		needed = appendStringInfoVA(&detail, fmt, args);
+		va_end(args);
+		if (needed == 0)
+			break;
+		enlargeStringInfo(&detail, needed);
+	}
+	sc->detail = detail.data;
 }
 
 /*
@@ -582,6 +608,9 @@ VerifySeal(int64 seal_id, int64 first_event, int64 last_event, int event_count,
 	StringInfoData line;
 	char		got[2 * PG_SHA256_DIGEST_LENGTH + 1];
 	MemoryContext caller_cxt = CurrentMemoryContext;
+	/* what reading one event allocates, freed after each */
+	MemoryContext row_cxt = AllocSetContextCreate(caller_cxt, "approvals verify event",
+												  ALLOCSET_SMALL_SIZES);
 
 	initStringInfo(&line);
 	Sha256Update(ctx, prev_hash, strlen(prev_hash));
@@ -598,12 +627,14 @@ VerifySeal(int64 seal_id, int64 first_event, int64 last_event, int event_count,
 			break;
 		for (uint64 r = 0; r < SPI_processed; r++)
 		{
-			char	   *idtext = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
-			int64		id = pg_strtoint64(idtext);
+			MemoryContext old = MemoryContextSwitchTo(row_cxt);
+			int64		id = pg_strtoint64(SPI_getvalue(SPI_tuptable->vals[r],
+														SPI_tuptable->tupdesc, 1));
 			uint8		entry[DIGEST_ENTRY];
 
-			pfree(idtext);
-			EventLine(&line, r);
+			EventLine(&line, SPI_tuptable, r);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(row_cxt);
 			Sha256Update(ctx, line.data, line.len);
 			DigestEntry(line_ctx, id, &line, entry);
 			seen++;
@@ -611,24 +642,24 @@ VerifySeal(int64 seal_id, int64 first_event, int64 last_event, int event_count,
 			while (k < n_want && DigestEntryId(want + k * DIGEST_ENTRY) < id)
 			{
 				SealBad(sc, DigestEntryId(want + k * DIGEST_ENTRY), true,
-						psprintf("event %lld of seal %lld was deleted",
-								 (long long) DigestEntryId(want + k * DIGEST_ENTRY),
-								 (long long) seal_id));
+						"event %lld of seal %lld was deleted",
+						(long long) DigestEntryId(want + k * DIGEST_ENTRY),
+						(long long) seal_id);
 				k++;
 			}
 			if (k < n_want && DigestEntryId(want + k * DIGEST_ENTRY) == id)
 			{
 				if (memcmp(want + k * DIGEST_ENTRY, entry, DIGEST_ENTRY) != 0)
 					SealBad(sc, id, true,
-							psprintf("event %lld of seal %lld was changed", (long long) id,
-									 (long long) seal_id));
+							"event %lld of seal %lld was changed", (long long) id,
+							(long long) seal_id);
 				k++;
 			}
 			else
 				SealBad(sc, id, true,
-						psprintf("event %lld was inserted inside the range of seal %lld (events %lld to %lld)",
-								 (long long) id, (long long) seal_id,
-								 (long long) first_event, (long long) last_event));
+						"event %lld was inserted inside the range of seal %lld (events %lld to %lld)",
+						(long long) id, (long long) seal_id,
+						(long long) first_event, (long long) last_event);
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
@@ -636,20 +667,21 @@ VerifySeal(int64 seal_id, int64 first_event, int64 last_event, int event_count,
 	SPI_cursor_close(portal);
 	if (k < n_want)
 		SealBad(sc, DigestEntryId(want + k * DIGEST_ENTRY), true,
-				psprintf("event %lld of seal %lld was deleted",
-						 (long long) DigestEntryId(want + k * DIGEST_ENTRY), (long long) seal_id));
+				"event %lld of seal %lld was deleted",
+				(long long) DigestEntryId(want + k * DIGEST_ENTRY), (long long) seal_id);
 	Sha256Final(ctx, got, NULL);
 	pg_cryptohash_free(ctx);
 	pg_cryptohash_free(line_ctx);
 	pfree(line.data);
+	MemoryContextDelete(row_cxt);
 	if (seen != event_count && sc->ok)
 		SealBad(sc, 0, false,
-				psprintf("seal %lld was changed: it counts %d events, its range holds %d",
-						 (long long) seal_id, event_count, seen));
+				"seal %lld was changed: it counts %d events, its range holds %d",
+				(long long) seal_id, event_count, seen);
 	if (strcmp(got, hash) != 0)
 		SealBad(sc, 0, false,
-				psprintf("seal %lld was changed: its hash does not match its events",
-						 (long long) seal_id));
+				"seal %lld was changed: its hash does not match its events",
+				(long long) seal_id);
 }
 
 /*
@@ -680,6 +712,7 @@ approvals_verify_audit(PG_FUNCTION_ARGS)
 	int64		prev_id = 0;
 	int64		prev_last = 0;
 	char	   *prev_hash = GENESIS_HASH;
+	char	   *prev_hash_copy = NULL;	/* prev_hash when this loop copied it */
 	Datum		values[2];
 	Portal		portal;
 	MemoryContext caller_cxt;
@@ -728,7 +761,7 @@ approvals_verify_audit(PG_FUNCTION_ARGS)
 			break;
 		MemoryContextReset(seal_cxt);
 		MemoryContextSwitchTo(seal_cxt);
-		row = SPI_copytuple(SPI_tuptable->vals[0]);
+		row = heap_copytuple(SPI_tuptable->vals[0]);	/* in seal_cxt, not SPI's */
 		desc = CreateTupleDescCopy(SPI_tuptable->tupdesc);
 		SPI_freetuptable(SPI_tuptable);
 		id = DatumGetInt64(heap_getattr(row, V_ID, desc, &isnull));
@@ -739,18 +772,18 @@ approvals_verify_audit(PG_FUNCTION_ARGS)
 		/* the chain: consecutive ids, contiguous ranges, each after the previous hash */
 		if (id != prev_id + 1)
 			SealBad(&sc, 0, false,
-					psprintf("seal %lld is missing: seal %lld follows seal %lld",
-							 (long long) (prev_id + 1), (long long) id, (long long) prev_id));
+					"seal %lld is missing: seal %lld follows seal %lld",
+					(long long) (prev_id + 1), (long long) id, (long long) prev_id);
 		else if (first_event != prev_last + 1)
 			SealBad(&sc, prev_last + 1, true,
-					psprintf("seal %lld starts at event %lld, not %lld where seal %lld ended",
-							 (long long) id, (long long) first_event,
-							 (long long) (prev_last + 1), (long long) prev_id));
+					"seal %lld starts at event %lld, not %lld where seal %lld ended",
+					(long long) id, (long long) first_event,
+					(long long) (prev_last + 1), (long long) prev_id);
 		else if (strcmp(TextDatumGetCString(heap_getattr(row, V_PREV, desc, &isnull)),
 						prev_hash) != 0)
 			SealBad(&sc, 0, false,
-					psprintf("the chain is broken at seal %lld: its prev_hash is not the hash of seal %lld",
-							 (long long) id, (long long) prev_id));
+					"the chain is broken at seal %lld: its prev_hash is not the hash of seal %lld",
+					(long long) id, (long long) prev_id);
 		VerifySeal(id, first_event, last_event,
 				   DatumGetInt32(heap_getattr(row, V_COUNT, desc, &isnull)),
 				   TextDatumGetCString(heap_getattr(row, V_PREV, desc, &isnull)), hash,
@@ -766,7 +799,9 @@ approvals_verify_audit(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, outnull);
 		prev_id = id;
 		prev_last = last_event;
-		prev_hash = MemoryContextStrdup(caller_cxt, hash);
+		if (prev_hash_copy)
+			pfree(prev_hash_copy);
+		prev_hash = prev_hash_copy = MemoryContextStrdup(caller_cxt, hash);
 	}
 	SPI_freetuptable(SPI_tuptable);
 	SPI_cursor_close(portal);

@@ -3,7 +3,7 @@
 -- approvals.max_batch_claims limit, idempotency keys, amending a pending batch
 -- and the explicit confirmation of start_batch (AP002).
 BEGIN;
-SELECT plan(96);
+SELECT plan(97);
 
 CREATE FUNCTION pg_temp.q(sql text) RETURNS text LANGUAGE plpgsql AS $f$
 DECLARE r text;
@@ -240,6 +240,26 @@ SELECT throws_ok($$SELECT approvals.start_batch(pg_temp.b('cf'), ARRAY['tb10_a',
                  'a NULL in place of a claim is AP002');
 SELECT throws_ok($$SELECT approvals.start_batch(pg_temp.b('cf'), '{}')$$, 'AP002', NULL,
                  'an empty confirmation is AP002');
+-- a confirmation longer than any batch may be is refused before its ids are read (no missing
+-- or excess id named: the list was not looked at)
+RESET ROLE;
+CREATE FUNCTION pg_temp.detail_of(q text) RETURNS text LANGUAGE plpgsql AS $f$
+DECLARE d text;
+BEGIN
+    EXECUTE q;
+    RETURN NULL;
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
+    RETURN d;
+END $f$;
+SET LOCAL approvals.max_batch_claims = 3;
+SET ROLE tb_coord;
+SELECT is(pg_temp.detail_of(format($$SELECT approvals.start_batch(%L, ARRAY['tb10_a', 'tb10_b', 'tb10_c', 'tb10_d'])$$, pg_temp.b('cf'))),
+          'The batch has 3 claims, the confirmation lists 4.',
+          'a confirmation over approvals.max_batch_claims is AP002 without its ids being read');
+RESET ROLE;
+RESET approvals.max_batch_claims;
+SET ROLE tb_coord;
 SELECT is(pg_temp.st('cf'), 'pending', 'after the refused confirmations the batch is still pending');
 SELECT is((SELECT row(b.status, b.total_claims)::text FROM approvals.start_batch(pg_temp.b('cf'), ARRAY['tb10_c', 'tb10_a', 'tb10_b']) AS b),
           '(queued,3)', 'the exact set in another order confirms and queues it');

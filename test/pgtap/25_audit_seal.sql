@@ -18,7 +18,7 @@
 -- Seal ids are relative to the seals that existed before (pg_temp.s(n)), so the file
 -- does not depend on an empty log.
 BEGIN ISOLATION LEVEL REPEATABLE READ;
-SELECT plan(109);
+SELECT plan(111);
 SELECT throws_ok($$SELECT approvals.seal_audit()$$, '25000', NULL,
                  'seal_audit in a REPEATABLE READ transaction is 25000');
 SELECT lives_ok($$SELECT count(*) FROM approvals.verify_audit()$$,
@@ -508,6 +508,12 @@ SELECT matches(pg_temp.tamper(format(
         pg_temp.rx(format('%s\|-\|seal %s was changed: its hash does not match its events', pg_temp.s(7), pg_temp.s(7))),
         'a forged seal with a made-up hash: "seal n was changed: its hash does not match its events"');
 SELECT is(pg_temp.bad(), 'all ok', 'after all the (rolled-back) tampering: all ok again');
+-- the pending seal's list of transactions to wait for, edited to hold a NULL and junk: both are
+-- not transactions, so nothing is waited for (it used to crash the server on the NULL)
+UPDATE approvals.audit_seal_pending SET last_event = (SELECT max(id) FROM approvals.events),
+                                        waiting_for = ARRAY[NULL, 'junk', '1'];
+SELECT lives_ok($$SELECT approvals.seal_audit()$$, 'seal_audit with NULL and junk in audit_seal_pending.waiting_for');
+SELECT is(pg_temp.bad(), 'all ok', 'and the seals still verify');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -7,7 +7,7 @@
 -- stops after its second chunk (failure threshold, rollback, which rewrites the result rows):
 -- the view, batch_results and the counters agree on every item.
 BEGIN;
-SELECT plan(13);
+SELECT plan(14);
 
 -- 2503 claims t25_00001 .. t25_02503, requested by usr_req25 except 701 .. 710 (requested by
 -- the coordinator: those items fail, "Requester cannot decide own claim").
@@ -71,6 +71,15 @@ SELECT (approvals.create_batch(ARRAY(SELECT 't25_' || lpad(g::text, 5, '0') FROM
 SELECT is((SELECT string_agg(first_position || '-' || last_position, ' ' ORDER BY first_position)
              FROM approvals.batch_item_lists WHERE batch_id = :'b300'),
           '1-300 301-600 601-700', 'with approvals.chunk_size 300, create_batch writes lists of 300 ids');
+
+-- A claim list edited to name one claim twice: the chunk refuses it (XX001) rather than decide
+-- the claim for one item and record the other as failed.
+SELECT (approvals.create_batch(ARRAY['t25_00001', 't25_00002'], coordinator => 'usr_coord25',
+                               start => false)).id AS bdup \gset
+UPDATE approvals.batch_item_lists SET claim_ids = ARRAY['t25_00001', 't25_00001'] WHERE batch_id = :'bdup';
+SELECT throws_ok(format('SELECT count(*) FROM approvals.process_batch(%L)', :'bdup'), 'XX001',
+                 format('batch "%s" lists claim "t25_00001" at positions 1 and 2', :'bdup'),
+                 'a claim listed twice in one chunk is XX001, nothing decided');
 
 SELECT * FROM finish();
 ROLLBACK;
