@@ -207,6 +207,7 @@ extern uint8 ApTenantKey(const char *tenant);
 extern char *ApNewId(const char *prefix, const char *tenant);
 extern char *ApNewTrackingId(const char *tenant);
 extern Datum ApCStringArrayDatum(char **items, int n);
+extern int64 ApArrayLength(Datum array);
 extern char **ApTextArrayToCStrings(Datum array, int *n);
 extern Datum ApTextArrayFromArgs(FunctionCallInfo fcinfo, int skip_argno);
 extern bool ApIntervalOver(Datum interval, const char *limit);
@@ -272,7 +273,7 @@ typedef struct PolicyMatch
 extern void ApPolicyLookup(const char *tenant, const char *resource_type, const char *kind,
 						   PolicyMatch *pm);
 extern const char *ApExpiresInProblem(Datum expires_in);
-extern void ApCheckApprovers(char **approvers, int n);
+extern char **ApApproversArg(Datum array, int *n_out);
 extern void ApCheckRequiredApprovals(int required, bool has_route, int n_approvers);
 
 /* steps.c: the steps of a claim (sequential steps, parallel approvers within one) */

@@ -53,15 +53,6 @@ CompareCStrings(const void *a, const void *b)
 	return strcmp(*(char *const *) a, *(char *const *) b);
 }
 
-/* The number of elements of an array argument, read from its header alone. */
-static int64
-ArrayArgCount(Datum arr)
-{
-	ArrayType  *a = DatumGetArrayTypeP(arr);
-
-	return ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
-}
-
 /* A batch may hold at most approvals.max_batch_claims claims. */
 static void
 CheckBatchLimit(int64 total)
@@ -83,7 +74,7 @@ CheckBatchLimit(int64 total)
 static char **
 ClaimIdsArg(Datum arr, const char *argname, int already, int *n)
 {
-	int64		count = ArrayArgCount(arr);
+	int64		count = ApArrayLength(arr);
 	char	  **ids;
 	char	  **sorted;
 
@@ -377,10 +368,11 @@ approvals_start_batch(PG_FUNCTION_ARGS)
 		char	   *missing = NULL;
 		char	   *unexpected = NULL;
 
+		int64		n_listed = ApArrayLength(PG_GETARG_DATUM(1));
+
 		/* a list longer than any batch can be is not read */
-		if (ArrayArgCount(PG_GETARG_DATUM(1)) > ap_max_batch_claims)
-			ReportConfirmMismatch(batch_id, bi.total_claims,
-								  ArrayArgCount(PG_GETARG_DATUM(1)), NULL, NULL);
+		if (n_listed > ap_max_batch_claims)
+			ReportConfirmMismatch(batch_id, bi.total_claims, n_listed, NULL, NULL);
 		confirm = ApTextArrayToCStrings(PG_GETARG_DATUM(1), &n_confirm);
 		items = ApTextArrayToCStrings(ApBatchClaimIds(batch_id), &n_items);
 		for (int k = 0; k < n_confirm; k++)

@@ -326,7 +326,7 @@ ApBatchSetTotals(const char *batch_id, const char *tenant, Datum claim_ids)
 
 	ApExec(&sum_sql, sum_values, sum_nulls, 1);
 	values[0] = CStringGetTextDatum(batch_id);
-	values[1] = Int32GetDatum(ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr)));
+	values[1] = Int32GetDatum((int32) ApArrayLength(claim_ids));
 	values[2] = ApGetDatum(0, 1, &isnull);
 	ApExec(&update_sql, values, NULL, 0);
 }

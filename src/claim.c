@@ -640,10 +640,7 @@ approvals_submit(PG_FUNCTION_ARGS)
 					 errmsg("amount must not be negative")));
 	}
 	if (!PG_ARGISNULL(13))
-	{
-		approvers = ApTextArrayToCStrings(PG_GETARG_DATUM(13), &n_approvers);
-		ApCheckApprovers(approvers, n_approvers);
-	}
+		approvers = ApApproversArg(PG_GETARG_DATUM(13), &n_approvers);
 	ApStepsCheckArgs(steps != NULL, approvers != NULL);
 	if (steps)
 	{

@@ -151,6 +151,19 @@ ApCStringArrayDatum(char **items, int n)
 											  TEXTOID, -1, false, TYPALIGN_INT));
 }
 
+/*
+ * The number of elements of an array Datum, read from its header: a limit is
+ * checked with it before the elements are read, so that an oversized argument
+ * is refused without costing memory.
+ */
+int64
+ApArrayLength(Datum array)
+{
+	ArrayType  *arr = DatumGetArrayTypeP(array);
+
+	return ArrayGetNItems(ARR_NDIM(arr), ARR_DIMS(arr));
+}
+
 /* A text[] Datum as C strings (NULL elements stay NULL). */
 char **
 ApTextArrayToCStrings(Datum array, int *n)

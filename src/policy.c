@@ -117,10 +117,7 @@ approvals_set_policy(PG_FUNCTION_ARGS)
 	if (!ApArgIsNull(fcinfo, 9))
 		ApStepsParse(PG_GETARG_JSONB_P(9), &n_steps);
 	if (!PG_ARGISNULL(3))
-	{
-		approvers = ApTextArrayToCStrings(PG_GETARG_DATUM(3), &n_approvers);
-		ApCheckApprovers(approvers, n_approvers);
-	}
+		approvers = ApApproversArg(PG_GETARG_DATUM(3), &n_approvers);
 	ApCheckRequiredApprovals(required, !PG_ARGISNULL(3), n_approvers);
 	if (!PG_ARGISNULL(5))
 		ApCheckFiniteNumeric("auto_approve_below", PG_GETARG_NUMERIC(5));
@@ -283,23 +280,29 @@ CompareApprovers(const void *a, const void *b)
 }
 
 /*
- * 22023/22001 unless approvers is a non-empty list of at most AP_MAX_APPROVERS
- * distinct actor ids.
+ * An approvers argument as C strings: 22023/22001 unless it is a non-empty
+ * list of at most AP_MAX_APPROVERS distinct actor ids (counted before any
+ * element is read).
  */
-void
-ApCheckApprovers(char **approvers, int n)
+char	  **
+ApApproversArg(Datum array, int *n_out)
 {
+	int64		count = ApArrayLength(array);
+	char	  **approvers;
 	char	  **sorted;
+	int			n;
 
-	if (n == 0)
+	if (count == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("approvers must not be empty"),
 				 errhint("Pass NULL for a claim without a route.")));
-	if (n > AP_MAX_APPROVERS)
+	if (count > AP_MAX_APPROVERS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("approvers lists %d actors; the limit is %d", n, AP_MAX_APPROVERS)));
+				 errmsg("approvers lists %lld actors; the limit is %d",
+						(long long) count, AP_MAX_APPROVERS)));
+	approvers = ApTextArrayToCStrings(array, &n);
 	for (int i = 0; i < n; i++)
 	{
 		if (approvers[i] == NULL)
@@ -318,6 +321,8 @@ ApCheckApprovers(char **approvers, int n)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("approvers lists \"%s\" twice", sorted[i])));
 	pfree(sorted);
+	*n_out = n;
+	return approvers;
 }
 
 /* 22023 unless 1 <= required <= n_approvers (when there is a route). */
